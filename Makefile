@@ -1,0 +1,68 @@
+# ntrader — NautilusTrader market-data toolchain. `make` (or `make help`) lists every target.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+UV_VERSION := 0.13.9
+VENV := .venv
+PY := $(VENV)/bin/python
+# Use a working `uv` from PATH, else bootstrap one with pip into .tools/ (no global install).
+UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo .tools/uv/bin/uv)
+STAMP := $(VENV)/.synced
+
+# Public variables (see README "Make targets"): CATALOG ARGS FORMAT SYMBOL SYMBOLS BAR START END
+# MODE CSV. Each becomes a Hydra override only when set.
+quote = '$(1)="$(2)"'
+opt = $(if $(2),$(call quote,$(1),$(2)))
+COMMON = $(call opt,catalog.path,$(CATALOG)) $(call opt,bars.spec,$(BAR)) $(ARGS)
+
+.PHONY: help setup test test-all lint format bench import scan check clean-runs
+
+help: ## Show this help (the default goal)
+	@echo "ntrader — make TARGET [VAR=value …]   (every target also takes CATALOG=dir ARGS=\"hydra overrides\")"
+	@echo
+	@grep -hE '^[a-z][a-z0-9_-]*:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+ifneq ($(UV),uv)
+$(UV):
+	python3 -m pip install --quiet --disable-pip-version-check --target .tools/uv uv==$(UV_VERSION)
+endif
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.12
+	@touch $@
+
+setup: $(STAMP) ## Create .venv from uv.lock (bootstraps uv with pip if missing): make setup
+
+test: $(STAMP) ## Run the test suite (slow extras excluded): make test
+	$(PY) -m pytest -m "not slow" -n 2 $(ARGS)
+
+test-all: $(STAMP) ## Run every test including the slow ones: make test-all
+	$(PY) -m pytest -n 2 $(ARGS)
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy: make lint
+	$(VENV)/bin/ruff check lib scripts tests bench
+	$(VENV)/bin/ruff format --check lib scripts tests bench
+	$(VENV)/bin/mypy
+
+format: $(STAMP) ## Apply ruff fixes and formatting: make format
+	$(VENV)/bin/ruff check --fix lib scripts tests bench
+	$(VENV)/bin/ruff format lib scripts tests bench
+
+bench: $(STAMP) ## Benchmarks, side by side with the reference paths; prints ratios: make bench
+	$(PY) bench/run.py $(ARGS)
+
+import: $(STAMP) ## Import a CSV: make import CSV=bars.csv SYMBOL=NVDA.NASDAQ [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]
+	@test -n "$(CSV)" || { echo "usage: make import CSV=path/to/bars.csv SYMBOL=NVDA [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]"; exit 2; }
+	@test -n "$(SYMBOL)" || { echo "usage: make import CSV=$(CSV) SYMBOL=NVDA [BAR=…] [MODE=…]  (SYMBOL is missing)"; exit 2; }
+	$(PY) scripts/import_csv.py $(call quote,csv.path,$(CSV)) $(call quote,symbol,$(SYMBOL)) $(call opt,mode,$(MODE)) $(COMMON)
+
+scan: $(STAMP) ## List every bar type in the catalog: make scan [FORMAT=table|json|csv]
+	@$(PY) scripts/scan.py $(call opt,format,$(FORMAT)) $(COMMON)
+
+check: $(STAMP) ## One instrument: availability, calendar gaps, health: make check SYMBOL=AAPL [START=2024-01-02 END=2024-03-28] [FORMAT=…]
+	@test -n "$(SYMBOL)" || { echo "usage: make check SYMBOL=AAPL [START=YYYY-MM-DD END=YYYY-MM-DD] [BAR=…] [FORMAT=table|json|csv]"; exit 2; }
+	@$(PY) scripts/scan.py $(call quote,symbol,$(SYMBOL)) $(call opt,start,$(START)) $(call opt,end,$(END)) $(call opt,format,$(FORMAT)) $(COMMON)
+
+clean-runs: ## Delete run folders older than DAYS (default 30): make clean-runs DAYS=7
+	@find runs -mindepth 2 -maxdepth 2 -type d -mtime +$(or $(DAYS),30) -print -exec rm -rf {} + 2>/dev/null || true

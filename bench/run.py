@@ -1,0 +1,637 @@
+"""ntrader benchmarks, each side by side with its reference path, in one process.
+
+    python bench/run.py                      # everything (~2-3 min on 2 cores)
+    python bench/run.py --only import,load   # a selection: import, load, scan, check
+    python bench/run.py --quick              # small inputs, a smoke run
+    python bench/run.py --profile            # cProfile our side of every missed target
+
+Each timed thing is the best of ``--reps`` (3) repetitions after a warm-up. The markdown table goes
+to stdout and to ``bench/out/results.md`` (all repetitions in ``bench/out/results.json``); progress
+goes to stderr. Generated inputs live in a temp dir (never ``data/catalog``). Targets are
+reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import gc
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Imports are warmed here, before anything is timed.
+import exchange_calendars as xc
+import nautilus_trader
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from loguru import logger
+from nautilus_trader.model.data import BarType
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.persistence.wranglers import BarDataWrangler
+
+import gen
+from ntrader.bar_codec import table_to_frame
+from ntrader.barframe import BarFrame
+from ntrader.catalog import Catalog
+from ntrader.checkup import check_bar_type
+from ntrader.importer import import_csv
+from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
+from ntrader.inventory import list_catalog
+from ntrader.sessions import clear_calendar_cache
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "out"
+PY = sys.executable
+BENCHES = ("import", "load", "scan", "check")
+MINUTE_NS = 60_000_000_000
+STARTUP = "scripts/scan.py format=json on an empty catalog"
+
+
+def progress(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------ timing
+
+
+@dataclass
+class Timing:
+    best: float
+    runs: list[float]
+
+
+def timed(
+    fn: Callable[..., Any], reps: int, setup: Callable[[], tuple[Any, ...]] | None = None
+) -> tuple[Timing, Any]:
+    """Best of ``reps`` runs of ``fn(*setup())`` (setup untimed); returns the last result."""
+    runs: list[float] = []
+    result: Any = None
+    for _ in range(reps):
+        args = setup() if setup else ()
+        result = None  # free the previous result before the next run
+        gc.collect()
+        t0 = time.perf_counter()
+        result = fn(*args)
+        runs.append(time.perf_counter() - t0)
+    return Timing(min(runs), runs), result
+
+
+def run_cmd(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}"
+        )  # fmt: skip
+    return proc
+
+
+# ------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Row:
+    bench: str
+    name: str
+    ours: str
+    reference: str
+    ratio: str
+    target: str
+    met: bool | None  # None = context only, no target
+    data: dict[str, Any] = field(default_factory=dict)
+    probe: Callable[[], Any] | None = field(default=None, repr=False)  # one run of our side
+    probe_cmd: list[str] | None = field(default=None, repr=False)  # ... or our subprocess
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    profiles: dict[str, str] = field(default_factory=dict)
+
+    def check(self, ok: bool, text: str) -> None:
+        line = f"{'OK' if ok else 'MISMATCH'}: {text}"
+        self.checks.append(line)
+        progress(f"check {line}")
+
+
+def secs(t: float) -> str:
+    return f"{t * 1000:.0f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def faster(ours: float, reference: float) -> str:
+    r = reference / ours
+    return f"{r:.1f}x faster" if r >= 1 else f"{1 / r:.1f}x slower"
+
+
+def per_s(n: float) -> str:
+    return f"{n:,.0f} rows/s"
+
+
+def markdown(results: Results, header: str) -> str:
+    lines = [
+        header,
+        "",
+        "| benchmark | ours | reference | ratio | target | met? |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results.rows:
+        met = "—" if r.met is None else ("yes" if r.met else "**NO**")
+        lines.append(f"| {r.name} | {r.ours} | {r.reference} | {r.ratio} | {r.target} | {met} |")
+    if results.checks:
+        lines += ["", "Correctness checks:", ""] + [f"- {c}" for c in results.checks]
+    for name, text in results.profiles.items():
+        how = "cumulative, project code only" if "subprocess" in name else "own time"
+        lines += ["", f"cProfile of `{name}` (ours, one run, by {how}):", "", "```", text, "```"]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------ config
+
+
+@dataclass(frozen=True)
+class Sizes:
+    import_days: int
+    scan_instruments: int
+    scan_days: tuple[dt.date, dt.date]
+    check_range: tuple[dt.date, dt.date]
+    check_drop_sessions: int
+    check_drop_runs: int
+
+
+FULL = Sizes(
+    import_days=366,  # 2024 is a leap year: 527,040 rows
+    scan_instruments=500,
+    scan_days=(dt.date(2024, 3, 4), dt.date(2024, 3, 6)),
+    check_range=(dt.date(2019, 1, 2), dt.date(2023, 12, 29)),
+    check_drop_sessions=6,
+    check_drop_runs=12,
+)
+QUICK = Sizes(
+    import_days=14,
+    scan_instruments=40,
+    scan_days=(dt.date(2024, 3, 4), dt.date(2024, 3, 5)),
+    check_range=(dt.date(2023, 10, 2), dt.date(2023, 12, 29)),
+    check_drop_sessions=3,
+    check_drop_runs=4,
+)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.reps: int = args.reps
+        self.sizes = QUICK if args.quick else FULL
+        self.work = work
+        self.results = Results()
+        self.env = {**os.environ, "NTRADER_RUNS": str(work / "runs")}
+        self.env.pop("NAUTILUS_PATH", None)
+        self.iid = resolve_instrument_id("SYN.NASDAQ")
+        self.bar_type = bar_type_for(self.iid, "1-MINUTE-LAST")
+        self._counter = 0
+        self._year: tuple[Catalog, int] | None = None  # the catalog the import wrote (ours)
+        self._startup: dict[str, Timing] = {}
+
+    def fresh_dir(self, stem: str) -> Path:
+        self._counter += 1
+        return self.work / f"{stem}-{self._counter}"
+
+    def add(self, row: Row) -> None:
+        self.results.rows.append(row)
+        met = "" if row.met is None else f" (target {row.target}: {'met' if row.met else 'MISSED'})"
+        progress(f"{row.name}: ours {row.ours} | ref {row.reference} | {row.ratio}{met}")
+
+    # -------------------------------------------------------------------------------- import
+    def _reference_import(self, csv: Path, root: Path) -> list[Any]:
+        """The tutorial path: pandas -> BarDataWrangler -> ParquetDataCatalog.write_data."""
+        df = pd.read_csv(csv)
+        # Labelled by the bar close (what ntrader stores), so both catalogs hold the same bars.
+        df.index = pd.DatetimeIndex(
+            pd.to_datetime(df.pop("timestamp"), utc=True) + np.timedelta64(1, "m"),
+            name="timestamp",
+        )
+        instrument = make_equity(self.iid, 2)
+        bars = BarDataWrangler(self.bar_type, instrument).process(df)
+        catalog = ParquetDataCatalog(str(root))
+        catalog.write_data([instrument])
+        catalog.write_data(bars)
+        return bars
+
+    def _ours_import(self, csv: Path, root: Path) -> Any:
+        return import_csv(Catalog(root), csv, self.iid, self.bar_type, mode="skip")
+
+    def bench_import(self) -> None:
+        days = self.sizes.import_days
+        progress(f"import: generating a {days}-day 24x7 1-minute CSV")
+        csv = self.work / "year.csv"
+        n = gen.minute_csv(csv, days=days)
+        progress(f"import: {n:,} rows, {csv.stat().st_size / 1e6:.1f} MB; warming up")
+        small = self.work / "warm.csv"
+        gen.minute_csv(small, days=1, seed=9)
+        self._ours_import(small, self.fresh_dir("warm-ours"))
+        self._reference_import(small, self.fresh_dir("warm-ref"))
+
+        roots: list[Path] = []
+
+        def fresh(stem: str) -> Callable[[], tuple[Any, ...]]:
+            def setup() -> tuple[Any, ...]:
+                roots.append(self.fresh_dir(stem))
+                return csv, roots[-1]
+
+            return setup
+
+        progress(f"import: ours (import_csv) x{self.reps}")
+        ours, report = timed(self._ours_import, self.reps, fresh("import-ours"))
+        ours_root = roots[-1]
+        progress(f"import: reference (pandas + BarDataWrangler + write_data) x{self.reps}")
+        ref, ref_bars = timed(self._reference_import, self.reps, fresh("import-ref"))
+        ref_root = roots[-1]
+        self._year = (Catalog(ours_root), n)
+
+        speedup = ref.best / ours.best
+        self.add(Row(
+            "import", f"import: {n:,}-row 1-min CSV -> catalog",
+            secs(ours.best), secs(ref.best), faster(ours.best, ref.best), "≥ 10x faster",
+            speedup >= 10,
+            {"rows": n, "ours_s": ours.runs, "reference_s": ref.runs, "speedup": speedup},
+            probe=lambda: self._ours_import(csv, self.fresh_dir("probe-import")),
+        ))  # fmt: skip
+        rate = n / ours.best
+        self.add(Row(
+            "import", "import: throughput",
+            per_s(rate), per_s(n / ref.best), "", "≥ 1,000,000 rows/s", rate >= 1_000_000,
+            {"ours_rows_per_s": rate, "reference_rows_per_s": n / ref.best},
+            probe=lambda: self._ours_import(csv, self.fresh_dir("probe-import")),
+        ))  # fmt: skip
+
+        # Same bars in both catalogs?
+        mine = Catalog(ours_root).read(self.bar_type)
+        theirs = _read_raw_frame(ref_root / "data" / "bar" / str(self.bar_type))
+        self.results.check(
+            report.rows_read == n and report.write.rows_added == n,
+            f"import_csv read {report.rows_read:,} rows and added {report.write.rows_added:,}",
+        )
+        self.results.check(
+            len(ref_bars) == n, f"BarDataWrangler produced {len(ref_bars):,} bars from {n:,} rows"
+        )
+        same_n = len(mine) == len(theirs) == n
+        same_close = same_n and bool(np.array_equal(mine.close, theirs.close))
+        same_all = same_close and all(
+            np.array_equal(getattr(mine, c), getattr(theirs, c))
+            for c in ("ts_event", "open", "high", "low", "volume")
+        )
+        self.results.check(
+            same_n and same_close and same_all,
+            f"import catalogs hold the same bars: counts ours {len(mine):,} / reference "
+            f"{len(theirs):,}; closes equal: {same_close}; ts_event+OHLCV equal: {same_all}",
+        )
+
+    # -------------------------------------------------------------------------------- load
+    def year_catalog(self) -> tuple[Catalog, int]:
+        if self._year is None:
+            progress("load: no import ran; generating and importing the CSV once (untimed)")
+            csv = self.work / "year.csv"
+            n = gen.minute_csv(csv, days=self.sizes.import_days)
+            root = self.fresh_dir("load")
+            self._ours_import(csv, root)
+            self._year = (Catalog(root), n)
+        return self._year
+
+    def bench_load(self) -> None:
+        catalog, n = self.year_catalog()
+        bt = self.bar_type
+        paths = [f.path for f in catalog.files(bt)]
+        size = sum(p.stat().st_size for p in paths)
+        progress(f"load: {n:,} bars in {len(paths)} file(s), {size / 1e6:.1f} MB; warming up")
+
+        def raw() -> pa.Table:
+            tables = [pq.read_table(p) for p in paths]
+            return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+        def nautilus() -> list[Any]:
+            return ParquetDataCatalog(str(catalog.root)).bars([str(bt)])
+
+        for fn in (raw, lambda: catalog.read_bars(bt), nautilus):
+            fn()
+        progress(f"load: pyarrow read_table / Catalog.read_bars / Catalog.read x{self.reps}")
+        t_raw, table = timed(raw, self.reps)
+        t_bars, bars = timed(lambda: catalog.read_bars(bt), self.reps)
+        t_frame, frame = timed(lambda: catalog.read(bt), self.reps)
+        progress(f"load: ParquetDataCatalog.bars x{self.reps}")
+        t_naut, naut_bars = timed(nautilus, self.reps)
+
+        ratio = t_bars.best / t_raw.best
+        self.add(Row(
+            "load", f"load: Catalog.read_bars ({n:,} Bar objects) vs pq.read_table",
+            secs(t_bars.best), secs(t_raw.best), f"{ratio:.2f}x raw", "≤ 2x raw", ratio <= 2,
+            {"ours_s": t_bars.runs, "raw_s": t_raw.runs, "ratio": ratio},
+            probe=lambda: catalog.read_bars(bt),
+        ))  # fmt: skip
+        self.add(Row(
+            "load", "load: Catalog.read (BarFrame, no Bar objects) vs pq.read_table",
+            secs(t_frame.best), secs(t_raw.best), f"{t_frame.best / t_raw.best:.2f}x raw", "—",
+            None, {"ours_s": t_frame.runs, "raw_s": t_raw.runs},
+        ))  # fmt: skip
+        self.add(Row(
+            "load", "load: Catalog.read_bars vs ParquetDataCatalog.bars (Nautilus)",
+            secs(t_bars.best), secs(t_naut.best), faster(t_bars.best, t_naut.best),
+            "—", None, {"ours_s": t_bars.runs, "nautilus_s": t_naut.runs},
+        ))  # fmt: skip
+        sample = range(0, n, max(1, n // 1000))
+        same = len(bars) == len(naut_bars) == len(frame) == table.num_rows == n and all(
+            str(bars[i]) == str(naut_bars[i]) for i in [*sample, n - 1]
+        )
+        self.results.check(
+            same,
+            f"load: read_bars {len(bars):,}, Nautilus bars() {len(naut_bars):,}, "
+            f"read {len(frame):,}, raw {table.num_rows:,} rows; {len(sample) + 1} sampled Bars "
+            "identical (str) to Nautilus'",
+        )
+
+    # -------------------------------------------------------------------------------- startup
+    def startup(self) -> Timing:
+        """Start-up references (subprocesses), measured once; returns the one nets subtract.
+
+        That one is ``scripts/scan.py`` on an EMPTY catalog: interpreter, imports, Hydra config,
+        run folder, logging and ``summary.json`` — everything but the work itself.
+        """
+        if not self._startup:
+            progress(f"start-up references x{self.reps}")
+            empty = self.fresh_dir("empty-catalog")
+            empty.mkdir()
+            cmds = {
+                "python -c 'import ntrader.catalog, hydra'": [
+                    PY, "-c", "import ntrader.catalog, hydra",
+                ],
+                "scripts/scan.py --help": [PY, "scripts/scan.py", "--help"],
+                STARTUP: [PY, "scripts/scan.py", f"catalog.path={empty}", "format=json"],
+            }  # fmt: skip
+            run_cmd(cmds[STARTUP], self.env)  # warm the OS file cache
+            for name, cmd in cmds.items():
+                self._startup[name], _ = timed(lambda c=cmd: run_cmd(c, self.env), self.reps)
+            for name, t in self._startup.items():
+                self.add(Row(
+                    "startup", f"start-up: {name}", secs(t.best), "", "", "—", None,
+                    {"s": t.runs},
+                ))  # fmt: skip
+        return self._startup[STARTUP]
+
+    # -------------------------------------------------------------------------------- scan
+    def bench_scan(self) -> None:
+        k = self.sizes.scan_instruments
+        first, last = self.sizes.scan_days
+        progress(f"scan: writing {k} instruments ({first} .. {last} RTH 1-min) with write_bars")
+        t0 = time.perf_counter()
+        catalog, total = gen.scan_catalog(
+            self.fresh_dir("scan"), instruments=k, first_day=first, last_day=last
+        )
+        progress(f"scan: {k} bar types, {total:,} bars written in {time.perf_counter() - t0:.1f} s")
+
+        def scan() -> list[Any]:
+            return list_catalog(Catalog(catalog.root))
+
+        scan()
+        t_scan, avail = timed(scan, self.reps)
+        self.add(Row(
+            "scan", f"scan: list_catalog, {k} bar types (in-process)",
+            secs(t_scan.best), "", f"{t_scan.best / k * 1000:.2f} ms/bar type", "≤ 1 s",
+            t_scan.best <= 1.0, {"s": t_scan.runs, "bar_types": k},
+            probe=scan,
+        ))  # fmt: skip
+        self.results.check(
+            len(avail) == k and sum(a.rows for a in avail) == total,
+            f"scan: list_catalog found {len(avail)} bar types, {sum(a.rows for a in avail):,} rows",
+        )
+
+        start = self.startup()
+        cmd = [PY, "scripts/scan.py", f"catalog.path={catalog.root}", "format=json"]
+        progress(f"scan: scripts/scan.py subprocess x{self.reps}")
+        t_sub, proc = timed(lambda: run_cmd(cmd, self.env), self.reps)
+        net = t_sub.best - start.best
+        self.add(Row(
+            "scan", f"scan: scripts/scan.py format=json, {k} bar types (subprocess)",
+            secs(t_sub.best), f"{secs(start.best)} (empty catalog)", f"net {secs(net)}",
+            "net ≤ 1 s", net <= 1.0, {"s": t_sub.runs, "startup_s": start.runs, "net_s": net},
+            probe_cmd=cmd,
+        ))  # fmt: skip
+        listed = json.loads(proc.stdout)
+        self.results.check(
+            len(listed) == k, f"scan: scripts/scan.py listed {len(listed)} bar types"
+        )  # fmt: skip
+
+    # -------------------------------------------------------------------------------- check
+    def bench_check(self) -> None:
+        s = self.sizes
+        start, end = s.check_range
+        progress(f"check: writing RTH 1-min bars {start} .. {end} (XNYS) with gaps")
+        t0 = time.perf_counter()
+        data = gen.check_catalog(
+            self.fresh_dir("check"), start=start, end=end,
+            drop_sessions=s.check_drop_sessions, drop_runs=s.check_drop_runs,
+        )  # fmt: skip
+        progress(
+            f"check: {data.bars_written:,} bars over {data.sessions} sessions in {data.files} "
+            f"files ({time.perf_counter() - t0:.1f} s); dropped sessions "
+            f"{', '.join(map(str, data.dropped_sessions))}; {data.intraday_runs} intraday runs"
+        )
+        catalog = data.catalog
+        bt = BarType.from_str(f"{data.symbol}-1-MINUTE-LAST-EXTERNAL")
+
+        def check() -> Any:
+            return check_bar_type(catalog, bt, start=start, end=end)
+
+        def cold_check() -> Any:
+            clear_calendar_cache()
+            # exchange_calendars keeps its own cache of built calendars (import stays warm).
+            getattr(
+                xc.calendar_utils.global_calendar_dispatcher, "_factory_output_cache", {}
+            ).clear()
+            return check()
+
+        check()
+        t_warm, report = timed(check, self.reps)
+        t_cold, _ = timed(cold_check, self.reps)
+        years = (end - start).days / 365.25
+        label = f"{years:.0f} years" if years >= 1 else f"{(end - start).days} days"
+        self.add(Row(
+            "check", f"check: check_bar_type, {label} RTH 1-min (calendar cached)",
+            secs(t_warm.best), "", f"{data.bars_written / t_warm.best:,.0f} bars/s", "≤ 0.5 s",
+            t_warm.best <= 0.5, {"s": t_warm.runs, "bars": data.bars_written},
+            probe=check,
+        ))  # fmt: skip
+        self.add(Row(
+            "check", "check: same, calendar built cold (import warm)",
+            secs(t_cold.best), "", f"calendar build ≈ {secs(t_cold.best - t_warm.best)}",
+            "≤ 0.5 s", t_cold.best <= 0.5, {"s": t_cold.runs},
+            probe=cold_check,
+        ))  # fmt: skip
+        g = report.gaps
+        ok = (
+            g.sessions_expected == data.sessions
+            and g.sessions_missing == len(data.dropped_sessions)
+            and len(g.missing_sessions) == data.missing_session_ranges
+            and len(g.intraday_gaps) == data.intraday_runs
+            and g.bars_present == data.bars_written
+            and g.bars_missing == data.bars_expected - data.bars_written
+        )
+        self.results.check(
+            ok,
+            f"check: {g.sessions_present}/{g.sessions_expected} sessions, "
+            f"{len(g.missing_sessions)} missing-session ranges (expected "
+            f"{data.missing_session_ranges}), {len(g.intraday_gaps)} intraday gaps (expected "
+            f"{data.intraday_runs}), {g.bars_present:,}/{g.bars_expected:,} bars, "
+            f"{len(report.health)} health issue(s)",
+        )
+
+        startup = self.startup()
+        cmd = [
+            PY, "scripts/scan.py", f"symbol={data.symbol}", f"catalog.path={catalog.root}",
+            f"start={start}", f"end={end}", "format=json",
+        ]  # fmt: skip
+        progress(f"check: scripts/scan.py symbol=… subprocess x{self.reps}")
+        t_sub, proc = timed(lambda: run_cmd(cmd, self.env), self.reps)
+        net = t_sub.best - startup.best
+        self.add(Row(
+            "check", f"check: scripts/scan.py symbol={data.symbol} (subprocess)",
+            secs(t_sub.best), f"{secs(startup.best)} (empty catalog)", f"net {secs(net)}",
+            "net ≤ 0.5 s", net <= 0.5, {"s": t_sub.runs, "startup_s": startup.runs, "net_s": net},
+            probe_cmd=cmd,
+        ))  # fmt: skip
+        out = json.loads(proc.stdout)
+        self.results.check(
+            len(out["gaps"]) == data.missing_session_ranges + data.intraday_runs,
+            f"check: scripts/scan.py listed {len(out['gaps'])} gaps",
+        )
+
+    # -------------------------------------------------------------------------------- profile
+    def profile_missed(self, top: int) -> None:
+        """cProfile our side of every missed target: by own time in-process; for a subprocess,
+        by cumulative time restricted to ntrader / scripts / exchange_calendars code (the rest is
+        start-up)."""
+        seen: set[str] = set()
+        for row in self.results.rows:
+            if row.met is not False or (row.probe is None and row.probe_cmd is None):
+                continue
+            key = row.name.split(":")[0] + ":" + getattr(row.probe, "__qualname__", "cmd")
+            if key in seen:
+                continue
+            seen.add(key)
+            progress(f"profiling {row.name}")
+            buf = io.StringIO()
+            if row.probe is not None:
+                prof = cProfile.Profile()
+                prof.runcall(row.probe)
+                stats = pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime")
+                stats.print_stats(top)
+            else:
+                assert row.probe_cmd is not None
+                out = self.fresh_dir("profile").with_suffix(".prof")
+                cmd = [PY, "-m", "cProfile", "-o", str(out), *row.probe_cmd[1:]]
+                run_cmd(cmd, self.env)
+                stats = pstats.Stats(str(out), stream=buf).sort_stats("cumulative")
+                stats.print_stats(r"lib/ntrader/|scripts/|exchange_calendars/", top + 6)
+            text = buf.getvalue().split("ncalls", 1)
+            body = "ncalls" + text[1].rstrip() if len(text) == 2 else buf.getvalue()
+            body = body.replace(str(REPO) + "/", "").replace(sys.prefix + "/", "")
+            self.results.profiles[row.name] = body
+            print(f"--- cProfile: {row.name}\n{body}", file=sys.stderr)
+
+
+def _read_raw_frame(directory: Path) -> BarFrame:
+    """Every ``*.parquet`` of a bar-type directory (any file naming), sorted by ts_event."""
+    frames = [table_to_frame(pq.read_table(p)) for p in sorted(directory.glob("*.parquet"))]
+    frame = BarFrame.concat(frames)
+    return frame.take(np.argsort(frame.ts_event, kind="stable"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only", default=",".join(BENCHES), help=f"comma list of: {', '.join(BENCHES)}"
+    )
+    parser.add_argument("--quick", action="store_true", help="small inputs (smoke run)")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per timing (best kept)")
+    parser.add_argument("--profile", action="store_true", help="cProfile every missed target")
+    parser.add_argument("--top", type=int, default=10, help="functions listed per profile")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir of inputs")
+    args = parser.parse_args(argv)
+    only = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = sorted(set(only) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {BENCHES}")
+    if args.reps < 1:
+        parser.error("--reps must be >= 1")
+
+    logger.remove()  # the library's info lines would drown the progress output
+    logger.add(sys.stderr, level="WARNING")
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="ntrader-bench-"))
+    progress(f"inputs in {work}; benchmarks: {', '.join(only)}{' (quick)' if args.quick else ''}")
+    bench = Bench(args, work)
+    t0 = time.perf_counter()
+    try:
+        for name in BENCHES:
+            if name in only:
+                getattr(bench, f"bench_{name}")()
+        if args.profile:
+            try:
+                bench.profile_missed(args.top)
+            except Exception as exc:  # a profile must not cost the results
+                progress(f"profiling failed: {type(exc).__name__}: {exc}")
+    finally:
+        if args.keep:
+            progress(f"inputs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.perf_counter() - t0
+
+    header = (
+        f"## ntrader bench — {time.strftime('%Y-%m-%d %H:%M')}"
+        f"{' (quick)' if args.quick else ''}\n\n"
+        f"best of {args.reps} · Python {platform.python_version()} · nautilus_trader "
+        f"{nautilus_trader.__version__} · pyarrow {pa.__version__} · {os.cpu_count()} cpus · "
+        f"load avg {load_before:.2f} before / {os.getloadavg()[0]:.2f} after · "
+        f"total {elapsed:.0f} s"
+    )
+    text = markdown(bench.results, header)
+    print(text)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.md").write_text(text)
+    payload = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "quick": args.quick,
+        "reps": args.reps,
+        "benchmarks": only,
+        "sizes": {k: str(v) for k, v in asdict(bench.sizes).items()},
+        "python": platform.python_version(),
+        "nautilus_trader": nautilus_trader.__version__,
+        "pyarrow": pa.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+        "cpus": os.cpu_count(),
+        "elapsed_s": elapsed,
+        "loadavg_before_after": [load_before, os.getloadavg()[0]],
+        "rows": [{k: v for k, v in asdict(r).items() if k != "probe"} for r in bench.results.rows],
+        "checks": bench.results.checks,
+        "profiles": bench.results.profiles,
+    }
+    (OUT / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    progress(f"wrote {OUT / 'results.md'} and results.json ({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Run folders, logging and the task wrapper every script goes through.
+
+Each run gets ``runs/<script>/<YYYY-MM-DD_HH-MM-SS>[_<tag>]/`` (Hydra's run dir) with ``.hydra/``,
+``<script>.log`` (every line carries the run id) and ``summary.json`` — written on success AND on
+failure. Exceptions map to exit codes in one place (``ntrader.errors``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ntrader.errors import INPUT_ERROR, InputError, NtraderError, exit_code_for
+
+_RUN_DIRS: dict[str, str] = {}
+_JOB_STARTED = False
+
+
+def _unique_run_dir(base: str) -> str:
+    """``base`` if free, else ``base-2``, ``base-3`` … (two runs started in the same second)."""
+    if base in _RUN_DIRS:
+        return _RUN_DIRS[base]
+    candidate, n = base, 1
+    Path(base).parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            os.mkdir(candidate)
+            break
+        except FileExistsError:
+            n += 1
+            candidate = f"{base}-{n}"
+    _RUN_DIRS[base] = candidate
+    return candidate
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("unique_dir"):
+        OmegaConf.register_new_resolver("unique_dir", _unique_run_dir)
+    if not OmegaConf.has_resolver("suffix"):
+        OmegaConf.register_new_resolver("suffix", lambda x: f"_{x}" if x else "")
+
+
+register_resolvers()
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@dataclass
+class RunContext:
+    """What a script's body gets besides its config: the run folder, id, timings and counts."""
+
+    script: str
+    run_dir: Path
+    run_id: str
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time a named step; it lands in ``summary.json`` under ``timings``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - t0, 4)
+
+
+def _tagged(prefix: str) -> Callable[[Any], str]:
+    """A loguru format whose every line, continuation lines included, carries the run id."""
+
+    def fmt(record: Any) -> str:
+        rid = record["extra"].get("run_id", "-")
+        record["extra"]["lines"] = record["message"].replace("\n", f"\n    [{rid}] ")
+        return prefix + "{extra[lines]}\n{exception}"
+
+    return fmt
+
+
+def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") -> None:
+    logger.remove()
+    logger.configure(extra={"run_id": run_id})
+    tty = stderr_is_tty()
+    if tty:
+        console: Any = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+    else:  # cron / CI: concurrent runs share one log stream
+        console = _tagged("{time:YYYY-MM-DD HH:mm:ss} {level: <7} [{extra[run_id]}] ")
+    logger.add(sys.stderr, level=level.upper(), format=console, colorize=tty)
+    logger.add(
+        run_dir / f"{script}.log",
+        level="DEBUG",
+        format=_tagged("{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} [{extra[run_id]}] {name}: "),
+    )
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def run_task(
+    cfg: DictConfig, script: str, body: Callable[[DictConfig, RunContext], dict[str, Any] | None]
+) -> int:
+    """Run a script body inside its run folder; always write ``summary.json``; return exit code.
+
+    In a single run the process exits with that code; in a Hydra multirun the code is returned so
+    the sweep goes on (the sweep callback reads each job's ``summary.json``).
+    """
+    global _JOB_STARTED
+    _JOB_STARTED = True
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    run_id = f"{script}/{run_dir.name}" if hc.mode == RunMode.RUN else f"{script}/{hc.job.num}"
+    setup_logging(run_dir, script, run_id, str(cfg.get("log_level", "INFO")))
+    ctx = RunContext(script, run_dir, run_id)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    summary: dict[str, Any] = {"script": script, "run_id": run_id, "run_dir": str(run_dir)}
+    code = 0
+    try:
+        try:
+            summary.update(body(cfg, ctx) or {})
+        except OmegaConfBaseException as exc:  # e.g. a mandatory ??? value left unset
+            raise InputError(
+                f"configuration: {str(exc).splitlines()[0]}",
+                hint=f"set it on the command line (see `make help`) or in conf/{script}.yaml",
+            ) from exc
+        summary["status"] = "ok"
+    except NtraderError as exc:
+        code = exc.exit_code
+        summary["status"] = "failed"
+        summary["error"] = {"kind": exc.kind, "message": str(exc), "hint": exc.hint}
+        logger.error(f"{exc.kind}: {exc}")
+        if exc.hint:
+            logger.error(f"what to do: {exc.hint}")
+    except KeyboardInterrupt:
+        code = exit_code_for(KeyboardInterrupt())
+        summary["status"] = "interrupted"
+        logger.error("interrupted; the catalog holds only completed writes — rerun to finish")
+    except Exception as exc:  # a bug or an unexpected system failure
+        code = exit_code_for(exc)
+        summary["status"] = "failed"
+        summary["error"] = {
+            "kind": "system error",
+            "message": f"{type(exc).__name__}: {exc}",
+            "hint": f"unexpected failure; the traceback is in {run_dir / (script + '.log')}",
+        }
+        logger.error(f"system error: {type(exc).__name__}: {exc}")
+        logger.debug(traceback.format_exc())
+        logger.error(f"what to do: see the traceback in {run_dir / (script + '.log')}")
+    finally:
+        summary["exit_code"] = code
+        summary["started"] = started.isoformat()
+        summary["finished"] = datetime.now(UTC).isoformat()
+        summary["duration_s"] = round(time.perf_counter() - t0, 4)
+        summary["timings"] = ctx.timings
+        summary["counts"] = ctx.counts
+        write_json_atomic(run_dir / "summary.json", summary)
+        logger.info(f"run folder: {run_dir}")
+    if hc.mode == RunMode.RUN:
+        sys.exit(code)
+    return code
+
+
+def entry(hydra_main: Callable[[], Any]) -> None:
+    """Call a ``@hydra.main`` function; Hydra's own config errors exit 2 (input error), not 1."""
+    try:
+        hydra_main()
+    except SystemExit as exc:
+        if exc.code == 1 and not _JOB_STARTED:
+            print(
+                "input error: the configuration or an override is invalid (see above)\n"
+                "what to do: check the override names against `make help` and README "
+                "'Configuration'; `python scripts/<script>.py --cfg job` prints the config",
+                file=sys.stderr,
+            )
+            raise SystemExit(INPUT_ERROR) from None
+        raise

@@ -1,0 +1,522 @@
+"""Exchange-calendar sessions and gap detection for bar series.
+
+Bars are identified by ``ts_event`` = the bar CLOSE in UTC nanoseconds (int64):
+
+* intraday: a 1-minute bar covering 09:30–09:31 New York has ``ts_event`` 09:31 New York;
+* daily: the bar of session D has ``ts_event`` = local midnight at the start of D+1, so the
+  session of any bar is the local date of ``ts_event - 1 ns``.
+
+Expected intraday bar closes lie on a grid of ``step_ns`` anchored at local midnight. A close
+``g`` is expected in a session when its bar interval ``(g - step, g]`` overlaps the session window
+``(open, close]``; for steps dividing the session (1, 5, 15, 30 minutes) that is exactly every
+``open + k*step`` in ``(open, close]``; hourly bars close at 10:00, 11:00, …, 16:00.
+
+Calendar objects are cached per calendar name and built only over the whole years needed; a request
+outside the cached range rebuilds the calendar over the union. Weekends, holidays, closed hours and
+the time after an early close are never gaps because only the calendar's own sessions are expected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ntrader.errors import InputError
+
+Hours = Literal["regular", "extended"]
+HOURS: tuple[str, ...] = ("regular", "extended")
+
+NS_PER_HOUR = 3_600_000_000_000
+NS_PER_DAY = 24 * NS_PER_HOUR
+
+# Extended hours of US equities: pre-market from 04:00, post-market until 20:00 local; on
+# early-close days post-market ends 4 hours after the close (13:00 -> 17:00).
+EXT_OPEN_HOUR = 4
+EXT_CLOSE_HOUR = 20
+POST_MARKET_NS = 4 * NS_PER_HOUR
+
+# Venue (IBKR / Nautilus spelling, upper case) -> exchange_calendars name. US equities on every
+# lit venue and the SMART router share the NYSE holiday and early-close calendar. In
+# exchange_calendars 4.x "XNAS", "NASDAQ", "ARCX", "XASE", "BATS" are aliases of "XNYS", so XNYS is
+# the one canonical calendar (and one cached object) for all of them.
+_US_EQUITIES = "XNYS"
+VENUE_CALENDARS: dict[str, str] = {
+    venue: _US_EQUITIES
+    for venue in (
+        "NASDAQ",
+        "XNAS",
+        "ISLAND",
+        "NYSE",
+        "XNYS",
+        "ARCA",
+        "NYSEARCA",
+        "ARCX",
+        "AMEX",
+        "NYSEAMERICAN",
+        "NYSEMKT",
+        "XASE",
+        "BATS",
+        "BYX",
+        "BZX",
+        "EDGEA",
+        "EDGX",
+        "IEX",
+        "IEXG",
+        "SMART",
+        "PSX",
+        "BEX",
+        "CHX",
+        "LTSE",
+        "MEMX",
+        "PEARL",
+    )
+}
+
+
+def calendar_for_venue(venue: str) -> str:
+    """The exchange_calendars name for a venue (case-insensitive); InputError if unknown."""
+    key = venue.strip().upper()
+    try:
+        return VENUE_CALENDARS[key]
+    except KeyError:
+        known = ", ".join(sorted(VENUE_CALENDARS))
+        raise InputError(
+            f"unknown venue {venue!r}: no trading calendar is known for it",
+            hint=f"use one of: {known}",
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Calendar cache
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """One built calendar, as numpy columns over all its sessions."""
+
+    name: str
+    tz: str
+    first: dt.date
+    last: dt.date
+    dates: np.ndarray  # datetime64[D]
+    open_ns: np.ndarray  # int64
+    close_ns: np.ndarray  # int64
+
+
+_CACHE: dict[str, _Schedule] = {}
+_LOCK = threading.Lock()
+
+
+@functools.cache
+def _resolve_calendar_name(calendar: str) -> str:
+    """Canonical exchange_calendars name for a calendar name, alias or venue."""
+    import exchange_calendars as xc
+
+    dispatcher = xc.calendar_utils.global_calendar_dispatcher
+    for candidate in (calendar, calendar.strip().upper()):
+        try:
+            return str(dispatcher.resolve_alias(candidate))
+        except Exception:
+            continue
+    venue = calendar.strip().upper()
+    if venue in VENUE_CALENDARS:
+        return VENUE_CALENDARS[venue]
+    raise InputError(
+        f"unknown trading calendar {calendar!r}",
+        hint="use an exchange_calendars name such as XNYS, or a venue: "
+        + ", ".join(sorted(VENUE_CALENDARS)),
+    )
+
+
+def _schedule(calendar: str, start: dt.date, end: dt.date) -> _Schedule:
+    """A cached schedule covering at least [start, end], built over whole calendar years."""
+    name = _resolve_calendar_name(calendar)
+    with _LOCK:
+        cached = _CACHE.get(name)
+        if cached is not None and cached.first <= start and end <= cached.last:
+            return cached
+        first = dt.date(start.year, 1, 1)
+        last = dt.date(end.year, 12, 31)
+        if cached is not None:
+            first, last = min(first, cached.first), max(last, cached.last)
+        built = _build_schedule(name, first, last)
+        _CACHE[name] = built
+        return built
+
+
+def _build_schedule(name: str, first: dt.date, last: dt.date) -> _Schedule:
+    import exchange_calendars as xc
+
+    try:
+        cal = xc.get_calendar(name, start=pd.Timestamp(first), end=pd.Timestamp(last))
+    except Exception as exc:  # out-of-bounds dates and the like
+        raise InputError(
+            f"cannot build trading calendar {name} for {first} .. {last}: {exc}",
+            hint="check the date range",
+        ) from exc
+    sched = cal.schedule
+    return _Schedule(
+        name=name,
+        tz=str(cal.tz),
+        first=first,
+        last=last,
+        dates=np.asarray(sched.index.values, dtype="datetime64[D]"),
+        open_ns=_utc_ns(sched["open"]),
+        close_ns=_utc_ns(sched["close"]),
+    )
+
+
+def _utc_ns(col: pd.Series) -> np.ndarray:
+    idx = pd.DatetimeIndex(col)
+    if idx.tz is not None:
+        idx = idx.tz_convert("UTC").tz_localize(None)
+    return np.asarray(idx.values.astype("datetime64[ns]").view(np.int64), dtype=np.int64)
+
+
+def clear_calendar_cache() -> None:
+    """Forget every cached calendar (for tests and benchmarks)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def calendar_timezone(calendar: str) -> str:
+    """The IANA time zone of a calendar (without building it)."""
+    import exchange_calendars as xc
+
+    name = _resolve_calendar_name(calendar)
+    cached = _CACHE.get(name)
+    if cached is not None:
+        return cached.tz
+    factory = xc.calendar_utils.global_calendar_dispatcher._calendar_factories.get(name)
+    tz = getattr(factory, "tz", None)
+    if tz is None:
+        return _schedule(name, dt.date.today(), dt.date.today()).tz
+    return str(tz)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sessions
+
+
+def _local_ns(dates: np.ndarray, tz: str, hour: int) -> np.ndarray:
+    """UTC ns of local ``hour``:00 on each date (datetime64[D]) in ``tz``."""
+    if dates.size == 0:
+        return np.empty(0, dtype=np.int64)
+    naive = pd.DatetimeIndex(dates.astype("datetime64[ns]") + np.timedelta64(hour, "h"))
+    local = naive.tz_localize(
+        tz, ambiguous=np.ones(dates.size, dtype=bool), nonexistent="shift_forward"
+    )
+    return np.asarray(local.tz_convert("UTC").tz_localize(None).values.view(np.int64))
+
+
+@dataclass(frozen=True)
+class Sessions:
+    """Trading sessions of a calendar, as numpy columns (one row per session, in order).
+
+    ``open_ns``/``close_ns`` are the regular session (early closes included); ``ext_open_ns``/
+    ``ext_close_ns`` the extended window (04:00 local .. 20:00, or close + 4 h on early closes);
+    ``midnight_ns`` is local midnight at the start of each session date (the bar-grid anchor).
+    """
+
+    calendar: str
+    tz: str
+    dates: np.ndarray  # datetime64[D]
+    open_ns: np.ndarray  # int64 UTC ns
+    close_ns: np.ndarray  # int64 UTC ns
+    ext_open_ns: np.ndarray = field(repr=False)
+    ext_close_ns: np.ndarray = field(repr=False)
+    midnight_ns: np.ndarray = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.dates.shape[0])
+
+    def window(self, hours: str = "regular") -> tuple[np.ndarray, np.ndarray]:
+        """(open_ns, close_ns) of each session for ``hours`` = "regular" or "extended"."""
+        _check_hours(hours)
+        if hours == "extended":
+            return self.ext_open_ns, self.ext_close_ns
+        return self.open_ns, self.close_ns
+
+    def date_list(self) -> list[dt.date]:
+        return [d.item() for d in self.dates]
+
+
+def _check_hours(hours: str) -> None:
+    if hours not in HOURS:
+        raise InputError(f"unknown hours {hours!r}", hint="use 'regular' or 'extended'")
+
+
+def sessions_between(calendar: str, start: dt.date, end: dt.date) -> Sessions:
+    """Every session of ``calendar`` with ``start <= date <= end`` (empty if start > end)."""
+    if end < start:
+        sched = _schedule(calendar, start, start)
+        lo = hi = 0
+    else:
+        sched = _schedule(calendar, start, end)
+        lo = int(np.searchsorted(sched.dates, np.datetime64(start, "D"), side="left"))
+        hi = int(np.searchsorted(sched.dates, np.datetime64(end, "D"), side="right"))
+    dates = sched.dates[lo:hi]
+    open_ns = sched.open_ns[lo:hi]
+    close_ns = sched.close_ns[lo:hi]
+    ext_open = _local_ns(dates, sched.tz, EXT_OPEN_HOUR)
+    ext_close = np.minimum(_local_ns(dates, sched.tz, EXT_CLOSE_HOUR), close_ns + POST_MARKET_NS)
+    # Never narrower than the regular session (exotic calendars with very long sessions).
+    ext_open = np.minimum(ext_open, open_ns)
+    ext_close = np.maximum(ext_close, close_ns)
+    return Sessions(
+        calendar=sched.name,
+        tz=sched.tz,
+        dates=dates,
+        open_ns=open_ns,
+        close_ns=close_ns,
+        ext_open_ns=ext_open,
+        ext_close_ns=ext_close,
+        midnight_ns=_local_ns(dates, sched.tz, 0),
+    )
+
+
+def _grid(sessions: Sessions, step_ns: int, hours: str) -> tuple[np.ndarray, np.ndarray]:
+    """(first grid close ns, number of closes) per session."""
+    if step_ns <= 0:
+        raise InputError(f"bar step must be positive, got {step_ns} ns")
+    open_ns, close_ns = sessions.window(hours)
+    anchor = sessions.midnight_ns
+    # Closes g = anchor + k*step with g > open and g - step < close.
+    k_first = (open_ns - anchor) // step_ns + 1
+    k_last = (close_ns - anchor + step_ns - 1) // step_ns
+    counts = np.maximum(k_last - k_first + 1, 0).astype(np.int64)
+    return anchor + k_first * step_ns, counts
+
+
+def expected_bar_closes(sessions: Sessions, step_ns: int, hours: str = "regular") -> np.ndarray:
+    """Sorted int64 UTC ns of every expected intraday bar close over ``sessions``."""
+    first, counts = _grid(sessions, step_ns, hours)
+    return _expand(first, counts, step_ns)
+
+
+def _expand(first: np.ndarray, counts: np.ndarray, step_ns: int) -> np.ndarray:
+    total = int(counts.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    run_start = np.cumsum(counts) - counts  # index of each session's first close
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(run_start, counts)
+    return np.repeat(first, counts) + offsets * np.int64(step_ns)
+
+
+# --------------------------------------------------------------------------------------------------
+# Gap report
+
+
+@dataclass(frozen=True)
+class SessionRange:
+    """Consecutive (in session order) missing sessions."""
+
+    first: dt.date
+    last: dt.date
+    sessions: int
+
+    def __str__(self) -> str:
+        if self.first == self.last:
+            return f"{self.first} (1 session)"
+        return f"{self.first} .. {self.last} ({self.sessions} sessions)"
+
+
+@dataclass(frozen=True)
+class IntradayGap:
+    """A run of consecutive missing bar closes inside a session that has bars."""
+
+    session: dt.date
+    first_missing_ns: int  # close of the first missing bar
+    last_missing_ns: int  # close of the last missing bar
+    bars: int
+    step_ns: int = 60_000_000_000
+    tz: str = "America/New_York"
+
+    def start_local(self) -> pd.Timestamp:
+        """Local OPEN time of the first missing bar."""
+        return pd.Timestamp(self.first_missing_ns - self.step_ns, tz="UTC").tz_convert(self.tz)
+
+    def end_local(self) -> pd.Timestamp:
+        """Local CLOSE time of the last missing bar."""
+        return pd.Timestamp(self.last_missing_ns, tz="UTC").tz_convert(self.tz)
+
+    def __str__(self) -> str:
+        a, b = self.start_local(), self.end_local()
+        return f"{self.session} {a:%H:%M}–{b:%H:%M} {a:%Z} ({self.bars} bars)"
+
+
+@dataclass(frozen=True)
+class GapReport:
+    sessions_expected: int
+    sessions_present: int
+    missing_sessions: list[SessionRange]
+    intraday_gaps: list[IntradayGap]
+    bars_expected: int
+    bars_present: int
+    bars_outside: int = 0  # bars in the checked date range that are not expected bars
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    @property
+    def sessions_missing(self) -> int:
+        return self.sessions_expected - self.sessions_present
+
+    @property
+    def bars_missing(self) -> int:
+        return self.bars_expected - self.bars_present
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing_sessions and not self.intraday_gaps
+
+
+def local_dates(ts_ns: np.ndarray, tz: str) -> np.ndarray:
+    """datetime64[D] local date of each UTC ns timestamp in ``tz``."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    if ts.size == 0:
+        return np.empty(0, dtype="datetime64[D]")
+    local = pd.DatetimeIndex(ts.view("datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
+    return np.asarray(local.tz_localize(None).values.astype("datetime64[D]"))
+
+
+def bar_session_date(ts_event_ns: int, tz: str = "America/New_York") -> dt.date:
+    """The session date of one bar: the local date of ``ts_event - 1 ns``."""
+    return pd.Timestamp(int(ts_event_ns) - 1, tz="UTC").tz_convert(tz).date()
+
+
+def _runs(index: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start positions (into ``index``) and lengths of runs of consecutive ints in one group."""
+    if index.size == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, e
+    brk = (np.diff(index) != 1) | (np.diff(group) != 0)
+    starts = np.flatnonzero(np.concatenate(([True], brk)))
+    lengths = np.diff(np.append(starts, index.size))
+    return starts, lengths
+
+
+def _missing_ranges(dates: np.ndarray, present: np.ndarray) -> list[SessionRange]:
+    miss = np.flatnonzero(~present)
+    starts, lengths = _runs(miss, np.zeros_like(miss))
+    return [
+        SessionRange(
+            first=dates[miss[s]].item(),
+            last=dates[miss[s + n - 1]].item(),
+            sessions=int(n),
+        )
+        for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)
+    ]
+
+
+def find_gaps(
+    ts_event: np.ndarray,
+    *,
+    calendar: str,
+    step_ns: int,
+    daily: bool,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    hours: str = "regular",
+    min_run: int = 1,
+) -> GapReport:
+    """Compare bar closes with the calendar's sessions over [start, end].
+
+    ``start``/``end`` default to the session dates of the first and last bar. A session is present
+    when at least one of its expected bars is (daily: a bar maps to its date). Intraday gaps are
+    runs of >= ``min_run`` missing expected closes inside present sessions. Bars that are not
+    expected (other hours, weekends) but fall in the date range are counted in ``bars_outside``.
+    """
+    _check_hours(hours)
+    if min_run < 1:
+        raise InputError(f"min_run must be >= 1, got {min_run}")
+    if not daily and step_ns <= 0:
+        raise InputError(f"bar step must be positive, got {step_ns} ns")
+    ts = np.asarray(ts_event, dtype=np.int64)
+    if ts.size > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+        ts = np.unique(ts)
+    tz = calendar_timezone(calendar)
+    if start is None or end is None:
+        if ts.size == 0:
+            raise InputError(
+                "no bars and no date range: cannot tell which sessions to check",
+                hint="pass start and end",
+            )
+        start = start if start is not None else bar_session_date(int(ts[0]), tz)
+        end = end if end is not None else bar_session_date(int(ts[-1]), tz)
+    sessions = sessions_between(calendar, start, end)
+    n_sess = len(sessions)
+
+    # Bars whose session date (local date of ts - 1ns) lies in [start, end].
+    if end >= start:
+        edges = _local_ns(
+            np.array([np.datetime64(start, "D"), np.datetime64(end, "D") + np.timedelta64(1, "D")]),
+            tz,
+            0,
+        )
+        lo, hi = np.searchsorted(ts, edges + 1, side="left")
+        ts_in = ts[int(lo) : int(hi)]
+    else:
+        ts_in = ts[:0]
+
+    if daily:
+        bar_dates = local_dates(ts_in - 1, tz)
+        present = np.isin(sessions.dates, bar_dates)
+        n_present = int(present.sum())
+        matched = int(np.isin(bar_dates, sessions.dates).sum())
+        return GapReport(
+            sessions_expected=n_sess,
+            sessions_present=n_present,
+            missing_sessions=_missing_ranges(sessions.dates, present),
+            intraday_gaps=[],
+            bars_expected=n_sess,
+            bars_present=n_present,
+            bars_outside=int(ts_in.size - matched),
+            start=start,
+            end=end,
+        )
+
+    first, counts = _grid(sessions, step_ns, hours)
+    expected = _expand(first, counts, step_ns)
+    pos = np.searchsorted(ts_in, expected)
+    found = np.zeros(expected.size, dtype=bool)
+    ok = pos < ts_in.size
+    found[ok] = ts_in[pos[ok]] == expected[ok]
+    session_of = np.repeat(np.arange(n_sess, dtype=np.int64), counts)
+    per_session = np.bincount(session_of[found], minlength=n_sess)
+    present = per_session > 0
+    bars_present = int(found.sum())
+
+    miss = np.flatnonzero(~found & present[session_of])
+    starts, lengths = _runs(miss, session_of[miss])
+    keep = lengths >= min_run
+    starts, lengths = starts[keep], lengths[keep]
+    first_i = miss[starts]
+    last_i = miss[starts + lengths - 1]
+    gaps = [
+        IntradayGap(
+            session=sessions.dates[session_of[a]].item(),
+            first_missing_ns=int(expected[a]),
+            last_missing_ns=int(expected[b]),
+            bars=int(n),
+            step_ns=int(step_ns),
+            tz=tz,
+        )
+        for a, b, n in zip(first_i.tolist(), last_i.tolist(), lengths.tolist(), strict=True)
+    ]
+    return GapReport(
+        sessions_expected=n_sess,
+        sessions_present=int(present.sum()),
+        missing_sessions=_missing_ranges(sessions.dates, present),
+        intraday_gaps=gaps,
+        bars_expected=int(expected.size),
+        bars_present=bars_present,
+        bars_outside=int(ts_in.size - bars_present),
+        start=start,
+        end=end,
+    )
