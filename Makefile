@@ -14,6 +14,8 @@ STAMP := $(VENV)/.synced
 quote = '$(1)="$(2)"'
 opt = $(if $(2),$(call quote,$(1),$(2)))
 COMMON = $(call opt,catalog.path,$(CATALOG)) $(call opt,bars.spec,$(BAR)) $(ARGS)
+# Run a script; GNU make exits 2 on ANY failed recipe, so name the script's own exit code.
+run = $(PY) scripts/$(1).py $(2) || { rc=$$?; echo "scripts/$(1).py exited with code $$rc (README: Exit codes)" >&2; exit $$rc; }
 
 .PHONY: help setup test test-all lint format bench import scan check clean-runs
 
@@ -55,14 +57,14 @@ bench: $(STAMP) ## Benchmarks, side by side with the reference paths; prints rat
 import: $(STAMP) ## Import a CSV: make import CSV=bars.csv SYMBOL=NVDA.NASDAQ [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]
 	@test -n "$(CSV)" || { echo "usage: make import CSV=path/to/bars.csv SYMBOL=NVDA [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]"; exit 2; }
 	@test -n "$(SYMBOL)" || { echo "usage: make import CSV=$(CSV) SYMBOL=NVDA [BAR=…] [MODE=…]  (SYMBOL is missing)"; exit 2; }
-	$(PY) scripts/import_csv.py $(call quote,csv.path,$(CSV)) $(call quote,symbol,$(SYMBOL)) $(call opt,mode,$(MODE)) $(COMMON)
+	@$(call run,import_csv,$(call quote,csv.path,$(CSV)) $(call quote,symbol,$(SYMBOL)) $(call opt,mode,$(MODE)) $(COMMON))
 
 scan: $(STAMP) ## List every bar type in the catalog: make scan [FORMAT=table|json|csv]
-	@$(PY) scripts/scan.py $(call opt,format,$(FORMAT)) $(COMMON)
+	@$(call run,scan,$(call opt,format,$(FORMAT)) $(COMMON))
 
 check: $(STAMP) ## One instrument: availability, calendar gaps, health: make check SYMBOL=AAPL [START=2024-01-02 END=2024-03-28] [FORMAT=…]
 	@test -n "$(SYMBOL)" || { echo "usage: make check SYMBOL=AAPL [START=YYYY-MM-DD END=YYYY-MM-DD] [BAR=…] [FORMAT=table|json|csv]"; exit 2; }
-	@$(PY) scripts/scan.py $(call quote,symbol,$(SYMBOL)) $(call opt,start,$(START)) $(call opt,end,$(END)) $(call opt,format,$(FORMAT)) $(COMMON)
+	@$(call run,scan,$(call quote,symbol,$(SYMBOL)) $(call opt,start,$(START)) $(call opt,end,$(END)) $(call opt,format,$(FORMAT)) $(COMMON))
 
 clean-runs: ## Delete run folders older than DAYS (default 30): make clean-runs DAYS=7
 	@find runs -mindepth 2 -maxdepth 2 -type d -mtime +$(or $(DAYS),30) -print -exec rm -rf {} + 2>/dev/null || true

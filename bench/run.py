@@ -557,6 +557,22 @@ def _read_raw_frame(directory: Path) -> BarFrame:
     return frame.take(np.argsort(frame.ts_event, kind="stable"))
 
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(table: str) -> None:
+    """Replace the performance table between README's bench markers (full runs only)."""
+    text = README.read_text()
+    if START not in text or END not in text:
+        progress("README has no bench markers; table not copied")
+        return
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{START}\n{table.strip()}\n{END}{tail}")
+    progress(f"refreshed the performance table in {README}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -567,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile every missed target")
     parser.add_argument("--top", type=int, default=10, help="functions listed per profile")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir of inputs")
+    parser.add_argument(
+        "--no-readme", action="store_true", help="do not refresh README's performance table"
+    )
     args = parser.parse_args(argv)
     only = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = sorted(set(only) - set(BENCHES))
@@ -629,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         "profiles": bench.results.profiles,
     }
     (OUT / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    if not (args.no_readme or args.quick or set(only) != set(BENCHES)):
+        update_readme(text)
     progress(f"wrote {OUT / 'results.md'} and results.json ({elapsed:.0f} s)")
     return 0
 

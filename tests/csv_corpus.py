@@ -224,6 +224,12 @@ CASES: list[Case] = [
         [],
         spec={"columns": {"close": "Adj Close"}},
     ),
+    Case(
+        "every_row_has_extra_fields",
+        _rows(R1 + ",EXTRA", R2 + ",EXTRA"),
+        "expected 6 fields, found 7",
+        [2, 3],
+    ),
 ]
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"

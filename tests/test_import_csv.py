@@ -297,4 +297,6 @@ def test_missing_file_and_bad_arguments(tmp_path, run_script):
     assert r.code == 2 and "symbol" in r.stderr
     r = run_script("import_csv", ok, "symbol=NVDA", root, "no_such_key=1")
     assert r.code == 2 and "input error" in r.stderr
+    s = r.summary()  # Hydra rejected it before the job: a run folder + summary all the same
+    assert (s["exit_code"], s["status"]) == (2, "failed") and "no_such_key=1" in s["overrides"]
     assert not (tmp_path / "c" / "data").exists()

@@ -11,10 +11,11 @@ from nautilus_trader.model.data import BarType
 
 from ntrader.catalog import Availability, Catalog
 from ntrader.errors import DataError, InputError
+from ntrader.gaps import GapReport, find_gaps
 from ntrader.health import HealthIssue, check_health
 from ntrader.instruments import bar_step
 from ntrader.inventory import iso, record
-from ntrader.sessions import GapReport, calendar_for_venue, calendar_timezone, find_gaps
+from ntrader.sessions import calendar_for_venue, calendar_timezone
 
 
 @dataclass

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loguru import logger
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
+from tqdm import tqdm
 
 from ntrader.catalog import Catalog, WriteResult
 from ntrader.csv_bars import CsvSpec, read_csv_bars
 from ntrader.errors import InputError
 from ntrader.instruments import bar_step, make_equity
 from ntrader.inventory import iso
+
+PROGRESS_MIN_BYTES = 20_000_000  # show progress bars (on a terminal) from ~400k rows up
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,16 @@ def import_csv(
     if not csv_path.is_file():
         raise InputError(f"CSV file not found: {csv_path}", hint="check the CSV=… path")
     step = bar_step(bar_type)
-    parsed = read_csv_bars(
-        csv_path, bar_interval_ns=step.interval_ns, calendar_days=step.calendar_days, spec=spec
+    size = csv_path.stat().st_size
+    show = sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES
+    progress = tqdm(
+        total=size, unit="B", unit_scale=True, desc=f"parse {csv_path.name}", disable=not show
     )
+    with progress:
+        parsed = read_csv_bars(
+            csv_path, bar_interval_ns=step.interval_ns, calendar_days=step.calendar_days, spec=spec
+        )
+        progress.update(size)
     bars = parsed.bars
     logger.info(
         f"read {parsed.rows_read:,} rows from {csv_path.name} "
@@ -68,7 +79,9 @@ def import_csv(
             hint="drop the price_precision override or round the data",
         )
     instrument = make_equity(instrument_id, precision)
-    result = catalog.write_bars(bar_type, bars, mode=mode, instrument=instrument)
+    with tqdm(total=len(bars), unit="bar", unit_scale=True, desc="write", disable=not show) as p:
+        result = catalog.write_bars(bar_type, bars, mode=mode, instrument=instrument)
+        p.update(len(bars))
     return ImportReport(
         csv=str(csv_path),
         bar_type=str(bar_type),

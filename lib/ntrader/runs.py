@@ -181,12 +181,39 @@ def run_task(
     return code
 
 
+def _write_prejob_summary() -> None:
+    """Hydra rejected the config before the job started: still leave a run folder + summary."""
+    script = Path(sys.argv[0]).stem
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = Path(_unique_run_dir(f"{os.environ.get('NTRADER_RUNS', 'runs')}/{script}/{stamp}"))
+    now = datetime.now(UTC).isoformat()
+    write_json_atomic(
+        run_dir / "summary.json",
+        {
+            "script": script,
+            "run_id": f"{script}/{run_dir.name}",
+            "run_dir": str(run_dir),
+            "status": "failed",
+            "exit_code": INPUT_ERROR,
+            "error": {
+                "kind": "input error",
+                "message": "invalid configuration or override (Hydra's message is on stderr)",
+                "hint": "check the override names against conf/*.yaml and `make help`",
+            },
+            "overrides": sys.argv[1:],
+            "started": now,
+            "finished": now,
+        },
+    )
+
+
 def entry(hydra_main: Callable[[], Any]) -> None:
     """Call a ``@hydra.main`` function; Hydra's own config errors exit 2 (input error), not 1."""
     try:
         hydra_main()
     except SystemExit as exc:
         if exc.code == 1 and not _JOB_STARTED:
+            _write_prejob_summary()
             print(
                 "input error: the configuration or an override is invalid (see above)\n"
                 "what to do: check the override names against `make help` and README "

@@ -1,0 +1,196 @@
+"""Column detection for CSV bar files: the header line, delimiter sniffing and header aliases.
+
+Maps each role (timestamp or date + time, open, high, low, close, volume) to a column index, from
+explicit ``csv.columns`` mappings first and the accepted header names (:data:`ALIASES`) otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from ntrader.errors import InputError
+
+__all__ = [
+    "ALIASES",
+    "DELIMITERS",
+    "PRICE_ROLES",
+    "ROLES",
+    "normalize_header",
+    "read_header",
+    "resolve_columns",
+]
+
+PRICE_ROLES = ("open", "high", "low", "close")
+ROLES = ("timestamp", "date", "time", "open", "high", "low", "close", "volume")
+DELIMITERS = (",", ";", "\t", "|")
+
+# Accepted header names per role, after normalization (lower case, trimmed, "_" -> " ",
+# whitespace collapsed, "<...>" brackets removed). Earlier names win when several are present.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "timestamp": (
+        "timestamp",
+        "datetime",
+        "date time",
+        "date/time",
+        "time stamp",
+        "ts",
+        "dt",
+        "gmt time",
+        "local time",
+        "utc time",
+        "open time",
+    ),
+    "date": ("date", "day", "trade date"),
+    "time": ("time",),
+    "open": ("open", "o", "open price"),
+    "high": ("high", "h", "high price"),
+    "low": ("low", "l", "low price"),
+    "close": ("close", "c", "last", "close/last", "close price", "last price"),
+    "volume": ("volume", "vol", "v", "tickvol", "tick volume"),
+}
+
+_MAPPING_HINT = (
+    "map a column explicitly with config csv.columns.<role>=<header> "
+    "(roles: timestamp, date, time, open, high, low, close, volume), "
+    'e.g. csv.columns.close="Adj Close"'
+)
+
+
+def normalize_header(header: str) -> str:
+    """A header as matched against :data:`ALIASES`."""
+    text = header.strip().strip('"').strip().lower()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    text = text.replace("_", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _is_unnamed(header: str) -> bool:
+    norm = normalize_header(header)
+    return norm == "" or re.fullmatch(r"unnamed: ?\d+", norm) is not None
+
+
+def _looks_like_value(text: str) -> bool:
+    text = text.strip()
+    return (
+        bool(text)
+        and bool(re.search(r"\d", text))
+        and re.fullmatch(r"[\d\s.,:/+\-TZ$]+", text) is not None
+    )
+
+
+def read_header(data: bytes, path: Path, delimiter: str | None) -> tuple[list[str], str]:
+    """(header names, delimiter) of the file's first line; ``delimiter`` None = sniff it."""
+    first = re.split(rb"\r\n|\r|\n", data[:1_000_000], maxsplit=1)[0]
+    text = first.decode("utf-8", errors="replace")
+    if not text.strip():
+        raise InputError(
+            f"{path}: the first line is blank; expected a header line",
+            hint="the first line must name the columns, e.g. timestamp,open,high,low,close,volume",
+        )
+    if delimiter is not None:
+        delim = "\t" if delimiter.lower() in ("tab", "\\t") else delimiter
+    else:
+        counts = {d: text.count(d) for d in DELIMITERS}
+        delim = max(DELIMITERS, key=lambda d: counts[d])
+        if counts[delim] == 0:
+            delim = ","
+    names = next(csv.reader([text], delimiter=delim))
+    return [n.strip() for n in names], delim
+
+
+def resolve_columns(
+    names: list[str], columns: Mapping[str, str], path: Path, delim: str
+) -> tuple[dict[str, int], list[str]]:
+    """(role -> column index, ignored headers) from explicit ``columns`` (role -> header) and
+    the aliases; InputError naming the headers found when a required role has no column."""
+    norms = [normalize_header(n) for n in names]
+    roles: dict[str, int] = {}
+    for role, header in columns.items():
+        if role not in ROLES:
+            raise InputError(
+                f"unknown column role {role!r} in csv.columns",
+                hint=f"roles are: {', '.join(ROLES)}",
+            )
+        wanted = normalize_header(str(header))
+        matches = [i for i, n in enumerate(names) if n == header] or [
+            i for i, n in enumerate(norms) if n == wanted
+        ]
+        if not matches:
+            raise InputError(
+                f"{path}: csv.columns.{role}={header!r} but the header has no such column; "
+                f"headers found: {names}",
+                hint="use one of the headers found (matched case-insensitively)",
+            )
+        roles[role] = matches[0]
+    taken = set(roles.values())
+
+    def find(role: str) -> int | None:
+        for alias in ALIASES[role]:
+            for i, n in enumerate(norms):
+                if n == alias and i not in taken:
+                    return i
+        return None
+
+    explicit_ts = {"timestamp", "date", "time"} & roles.keys()
+    if not explicit_ts:
+        found = find("timestamp")
+        if found is not None:
+            roles["timestamp"] = found
+        else:
+            for role in ("date", "time"):
+                found = find(role)
+                if found is not None:
+                    roles[role] = found
+    elif "timestamp" not in roles:
+        for role in ("date", "time"):
+            if role not in roles:
+                found = find(role)
+                if found is not None:
+                    roles[role] = found
+    if "timestamp" not in roles:
+        if "date" in roles and "time" not in roles:
+            roles["timestamp"] = roles.pop("date")
+        elif "time" in roles and "date" not in roles:
+            roles["timestamp"] = roles.pop("time")
+    else:
+        roles.pop("date", None)
+        roles.pop("time", None)
+    taken = set(roles.values())
+    for role in (*PRICE_ROLES, "volume"):
+        if role not in roles:
+            found = find(role)
+            if found is not None:
+                roles[role] = found
+                taken.add(found)
+
+    missing = [r for r in ("timestamp", *PRICE_ROLES, "volume") if r not in roles]
+    if "timestamp" in missing and "date" in roles:
+        missing.remove("timestamp")
+    if missing:
+        if len(names) == 1:
+            shown = repr(names[0]) if len(names[0]) <= 80 else repr(names[0][:79] + "…")
+            raise InputError(
+                f"{path}: the header line has a single column {shown} when split on "
+                f"{delim!r}; the delimiter is probably wrong",
+                hint="set the delimiter explicitly with config csv.delimiter (one of , ; tab |)",
+            )
+        if sum(_looks_like_value(n) for n in names) * 2 >= len(names):
+            raise InputError(
+                f"{path}: no header line: the first line looks like data ({','.join(names)[:80]})",
+                hint="add a header line, e.g. timestamp,open,high,low,close,volume",
+            )
+        accepted = "; ".join(f"{r}: {', '.join(ALIASES[r])}" for r in ALIASES)
+        raise InputError(
+            f"{path}: missing required column(s): {', '.join(missing)}; headers found: "
+            f"{names}; accepted names (case-insensitive) — {accepted}",
+            hint=_MAPPING_HINT,
+        )
+    return roles, [
+        names[i] if not _is_unnamed(names[i]) else f"(unnamed column {i + 1})"
+        for i in range(len(names))
+        if i not in set(roles.values()) and not (i == 0 and _is_unnamed(names[i]))
+    ]
