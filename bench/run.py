@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t0
 
     header = (
-        f"## ntrader bench — {time.strftime('%Y-%m-%d %H:%M')}"
+        f"**make bench — {time.strftime('%Y-%m-%d %H:%M')}**"
         f"{' (quick)' if args.quick else ''}\n\n"
         f"best of {args.reps} · Python {platform.python_version()} · nautilus_trader "
         f"{nautilus_trader.__version__} · pyarrow {pa.__version__} · {os.cpu_count()} cpus · "

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from ntrader import runs
 from ntrader.catalog import Catalog
 from ntrader.checkup import CheckReport, check_bar_type, parse_day
+from ntrader.errors import DataError
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 from ntrader.inventory import COLUMNS, list_catalog, record
 from ntrader.tabular import check_format, csv_text, json_text, text_table
@@ -89,6 +90,11 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     print(render_check(report, fmt, int(cfg.check.max_listed)))
     d = report.as_dict()
     ctx.counts.update(gaps=len(d["gaps"]), health_issues=len(d["health"]))
+    if d["gaps"] and cfg.check.fail_on_gaps:
+        raise DataError(
+            f"{len(d['gaps'])} gap(s) in {bar_type}",
+            hint="run the listed commands to fill them (check.fail_on_gaps=true asked for exit 1)",
+        )
     return {"catalog": str(catalog.root), "check": d}
 
 

@@ -94,6 +94,15 @@ def test_check_reports_real_gaps_with_fill_commands(filled, run_script):
     assert "missing sessions" in table.stdout and "make fetch SYMBOLS=AAPL.NASDAQ" in table.stdout
 
 
+def test_fail_on_gaps_turns_gaps_into_exit_1(filled, run_script):
+    root = f"catalog.path={filled.root}"
+    r = run_script("scan", root, "symbol=AAPL", "check.fail_on_gaps=true")
+    assert r.code == 1 and "2 gap(s) in AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL" in r.stderr
+    assert "make fetch SYMBOLS=AAPL.NASDAQ" in r.stdout  # the report is printed all the same
+    ok = run_script("scan", root, "symbol=MSFT", "check.fail_on_gaps=true")
+    assert ok.code == 0
+
+
 def test_no_false_gap_over_a_weekend(filled, run_script):
     """The earlier implementation reported a gap 2024-05-31 -> 2024-06-01 (a Saturday)."""
     r = run_script("scan", f"catalog.path={filled.root}", "symbol=MSFT", "format=json")
