@@ -17,7 +17,7 @@ COMMON = $(call opt,catalog.path,$(CATALOG)) $(call opt,bars.spec,$(BAR)) $(ARGS
 # Run a script; GNU make exits 2 on ANY failed recipe, so name the script's own exit code.
 run = $(PY) scripts/$(1).py $(2) || { rc=$$?; echo "scripts/$(1).py exited with code $$rc (README: Exit codes)" >&2; exit $$rc; }
 
-.PHONY: help setup test test-all lint format bench import scan check clean-runs
+.PHONY: help setup test test-all lint format bench import scan check backtest sweep rerun clean-runs
 
 help: ## Show this help (the default goal)
 	@echo "ntrader — make TARGET [VAR=value …]   (every target also takes CATALOG=dir ARGS=\"hydra overrides\")"
@@ -65,6 +65,18 @@ scan: $(STAMP) ## List every bar type in the catalog: make scan [FORMAT=table|js
 check: $(STAMP) ## One instrument: availability, calendar gaps, health: make check SYMBOL=AAPL [START=2024-01-02 END=2024-03-28] [FORMAT=…]
 	@test -n "$(SYMBOL)" || { echo "usage: make check SYMBOL=AAPL [START=YYYY-MM-DD END=YYYY-MM-DD] [BAR=…] [FORMAT=table|json|csv]"; exit 2; }
 	@$(call run,scan,$(call quote,symbol,$(SYMBOL)) $(call opt,start,$(START)) $(call opt,end,$(END)) $(call opt,format,$(FORMAT)) $(COMMON))
+
+BT_ARGS = $(call opt,dates.start,$(START)) $(call opt,dates.end,$(END)) $(if $(DATES),dates=$(DATES)) $(if $(STRATEGY),strategy=$(STRATEGY)) $(if $(SET),instruments=$(SET))
+
+backtest: $(STAMP) ## Backtest from the catalog: make backtest SYMBOL=AAPL [START=2024-01-02 END=2024-03-28 | DATES=2024q1] [STRATEGY=ema_cross_long_only] [SET=mega_caps]
+	@$(call run,backtest,$(call opt,symbol,$(SYMBOL)) $(BT_ARGS) $(COMMON))
+
+sweep: $(STAMP) ## Hydra multirun over symbols x dates x params: make sweep SYMBOLS=AAPL,MSFT DATES=2024q1,2024q2 ARGS="strategy.params.fast_ema_period=5,10" [JOBS=2]
+	@$(call run,backtest,-m $(if $(or $(SYMBOLS),$(SYMBOL)),symbol=$(or $(SYMBOLS),$(SYMBOL))) $(BT_ARGS) $(if $(JOBS),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)) $(COMMON))
+
+rerun: $(STAMP) ## Re-run a backtest from its run folder's saved config: make rerun RUN=runs/backtest/2024-05-01_10-00-00
+	@test -n "$(RUN)" && test -f "$(RUN)/.hydra/config.yaml" || { echo "usage: make rerun RUN=runs/backtest/<stamp>  (a folder holding .hydra/config.yaml)"; exit 2; }
+	@$(call run,backtest,--config-dir "$(abspath $(RUN))/.hydra" --config-name config +hydra=default tag=rerun $(ARGS))
 
 clean-runs: ## Delete run folders older than DAYS (default 30): make clean-runs DAYS=7
 	@find runs -mindepth 2 -maxdepth 2 -type d -mtime +$(or $(DAYS),30) -print -exec rm -rf {} + 2>/dev/null || true

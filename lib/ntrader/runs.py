@@ -129,7 +129,9 @@ def run_task(
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    run_id = f"{script}/{run_dir.name}" if hc.mode == RunMode.RUN else f"{script}/{hc.job.num}"
+    run_id = f"{script}/{run_dir.name}"
+    if hc.mode != RunMode.RUN:  # multirun job folders are numbers under the sweep folder
+        run_id = f"{script}/{run_dir.parent.name}/{run_dir.name}"
     setup_logging(run_dir, script, run_id, str(cfg.get("log_level", "INFO")))
     ctx = RunContext(script, run_dir, run_id)
     started = datetime.now(UTC)
@@ -222,3 +224,7 @@ def entry(hydra_main: Callable[[], Any]) -> None:
             )
             raise SystemExit(INPUT_ERROR) from None
         raise
+    from ntrader import sweep  # a multirun returns here: exit with its worst job's code
+
+    if sweep.WORST_EXIT_CODE:
+        raise SystemExit(sweep.WORST_EXIT_CODE)

@@ -1,0 +1,146 @@
+"""Daily mark-to-market equity and the risk numbers derived from it (Sharpe, Sortino, drawdown).
+
+NautilusTrader's ``Sharpe Ratio (252 days)`` is computed from per-position returns, which ignore
+commissions and the capital actually at risk: a run that lost money can show a positive Sharpe.
+ntrader's headline figures come from the account instead: at every session's last bar, equity =
+cash (CASH accounts: balance + shares × close; MARGIN: balance + unrealized PnL at the close),
+then daily returns, annualized with 252 sessions. Nautilus' own figures stay in the summary under
+``nautilus_stats``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.model.enums import AccountType, OrderSide
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import Venue
+
+SESSIONS_PER_YEAR = 252
+
+
+@dataclass(frozen=True)
+class Fill:
+    ts: int
+    instrument_id: str
+    qty: float  # signed: + buy, - sell
+    px: float
+
+
+def venue_fills(engine: BacktestEngine, venue: Venue) -> list[Fill]:
+    """Every fill at ``venue``, in time order."""
+    out = [
+        Fill(int(e.ts_event), str(e.instrument_id),
+             (1.0 if e.order_side == OrderSide.BUY else -1.0) * e.last_qty.as_double(),
+             e.last_px.as_double())
+        for o in engine.cache.orders() if o.instrument_id.venue == venue
+        for e in o.events if isinstance(e, OrderFilled)
+    ]  # fmt: skip
+    out.sort(key=lambda f: f.ts)
+    return out
+
+
+def session_closes(ts: np.ndarray, close: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
+    """The last bar of each session (local date of ``ts - 1 ns``): (times, closes)."""
+    if not len(ts):
+        return ts, close
+    local = pd.DatetimeIndex(ts - 1, tz="UTC").tz_convert(tz)
+    days = local.normalize().tz_localize(None).to_numpy().view(np.int64)
+    last = np.r_[days[1:] != days[:-1], True]
+    return ts[last], close[last]
+
+
+def _position_path(fills: list[Fill], margin: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Times, quantity and average entry price after each fill (netting semantics)."""
+    times, qtys, avgs = [], [], []
+    q = avg = 0.0
+    for f in fills:
+        new = q + f.qty
+        if q == 0 or (q > 0) != (f.qty > 0):  # opening, reducing, closing or flipping
+            avg = f.px if (q == 0 or (new != 0 and (new > 0) != (q > 0))) else avg
+        else:  # adding in the same direction
+            avg = (avg * q + f.px * f.qty) / new
+        q = new
+        if abs(q) < 1e-12:
+            q, avg = 0.0, 0.0
+        times.append(f.ts)
+        qtys.append(q)
+        avgs.append(avg)
+    return np.asarray(times, np.int64), np.asarray(qtys), np.asarray(avgs)
+
+
+def _at(times: np.ndarray, values: np.ndarray, when: np.ndarray, default: float) -> np.ndarray:
+    """``values`` of the last event at or before each of ``when`` (``default`` before any)."""
+    idx = np.searchsorted(times, when, side="right") - 1
+    out = np.where(idx >= 0, values[np.clip(idx, 0, None)] if len(values) else default, default)
+    return out.astype(np.float64)
+
+
+def daily_equity(
+    engine: BacktestEngine,
+    venue: Venue,
+    closes: dict[str, tuple[np.ndarray, np.ndarray]],
+    tz: str = "America/New_York",
+) -> pd.Series:
+    """Equity at each session's last bar (UTC index), marked to that bar's close."""
+    account = engine.portfolio.account(venue)
+    currency = account.base_currency or next(iter(account.starting_balances()))
+    states = sorted(account.events, key=lambda s: s.ts_event)
+    st_t = np.asarray([s.ts_event for s in states], np.int64)
+    st_v = np.asarray(
+        [next((b.total.as_double() for b in s.balances if b.currency == currency), np.nan)
+         for s in states]
+    )  # fmt: skip
+    marks = {iid: session_closes(ts, px, tz) for iid, (ts, px) in closes.items()}
+    when = np.unique(np.concatenate([t for t, _ in marks.values()] or [np.empty(0, np.int64)]))
+    if not len(when):
+        return pd.Series(dtype=np.float64, name="equity")
+    start = float(account.starting_balances()[currency].as_double())
+    equity = _at(st_t, st_v, when, start)
+    margin = account.type == AccountType.MARGIN
+    fills = venue_fills(engine, venue)
+    for iid, (mt, mpx) in marks.items():
+        mine = [f for f in fills if f.instrument_id == iid]
+        if not mine:
+            continue
+        ft, fq, favg = _position_path(mine, margin)
+        qty = _at(ft, fq, when, 0.0)
+        avg = _at(ft, favg, when, 0.0)
+        mark = _at(mt, mpx, when, np.nan)
+        mult = float(engine.cache.instrument(_iid(engine, iid)).multiplier)
+        value = qty * ((mark - avg) if margin else mark) * mult
+        equity = equity + np.where(qty != 0, value, 0.0)
+    index = pd.DatetimeIndex(when.view("datetime64[ns]")).tz_localize("UTC")
+    return pd.Series(equity, index=index, name="equity")
+
+
+def _iid(engine: BacktestEngine, text: str) -> Any:
+    from nautilus_trader.model.identifiers import InstrumentId
+
+    return InstrumentId.from_str(text)
+
+
+def risk_metrics(equity: pd.Series, starting_balance: float) -> dict[str, float | None]:
+    """Sharpe, Sortino (annualized, 252 sessions), max drawdown % and volatility from daily
+    equity; the starting balance is the first point of the curve."""
+    values = np.r_[starting_balance, equity.to_numpy(dtype=np.float64)]
+    returns = values[1:] / values[:-1] - 1.0 if len(values) > 1 else np.empty(0)
+    out: dict[str, float | None] = {"sharpe": None, "sortino": None, "volatility_pct": None}
+    if len(returns) >= 2:
+        mean, sd = float(returns.mean()), float(returns.std(ddof=1))
+        ann = math.sqrt(SESSIONS_PER_YEAR)
+        if sd > 0:
+            out["sharpe"] = mean / sd * ann
+            out["volatility_pct"] = sd * ann * 100.0
+        downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+        if downside > 0:
+            out["sortino"] = mean / downside * ann
+    peak = np.maximum.accumulate(values)
+    out["max_drawdown_pct"] = float(np.max(1.0 - values / peak) * 100.0) if len(values) else 0.0
+    out["sessions"] = float(len(returns))
+    return out

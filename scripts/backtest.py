@@ -1,0 +1,163 @@
+"""Run a NautilusTrader backtest from the catalog.
+
+make backtest SYMBOL=AAPL [START=2024-01-02 END=2024-03-28 | DATES=2024q1] [STRATEGY=…]
+make sweep SYMBOLS=AAPL,MSFT DATES=2024q1,2024q2 JOBS=2      (Hydra multirun)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from loguru import logger
+from omegaconf import DictConfig, OmegaConf
+
+from ntrader import runs
+from ntrader.backtest import (
+    BacktestSpec,
+    FeeSpec,
+    StrategySpec,
+    VenueSpec,
+    analyse,
+    build_engine,
+    check_and_load,
+    run_engine,
+    timed,
+)
+from ntrader.backtest_reports import summarize, write_reports
+from ntrader.catalog import Catalog
+from ntrader.checkup import parse_day
+from ntrader.errors import InputError
+from ntrader.instruments import bar_type_for, resolve_instrument_id
+from ntrader.inventory import iso
+from ntrader.performance import daily_equity, risk_metrics
+
+
+def make_spec(cfg: DictConfig, ctx: runs.RunContext) -> BacktestSpec:
+    symbols = [cfg.symbol] if cfg.symbol else list(cfg.instruments.symbols or [])
+    if not symbols:
+        raise InputError(
+            "no instrument to backtest", hint="pass SYMBOL=AAPL, or SET=<conf/instruments set>"
+        )
+    venues = cfg.instruments.venues
+    bar_types = [
+        bar_type_for(resolve_instrument_id(s, cfg.instruments.default_venue, venues), cfg.bars.spec)
+        for s in symbols
+    ]
+    st, v = cfg.strategy, cfg.venue
+    params = OmegaConf.to_container(st.params, resolve=True) or {}
+    return BacktestSpec(
+        bar_types=bar_types,
+        strategy=StrategySpec(str(st.path), str(st.config_path), dict(params)),  # type: ignore[arg-type]
+        venue=VenueSpec(
+            account_type=str(v.account_type),
+            oms_type=str(v.oms_type),
+            base_currency=str(v.base_currency),
+            starting_balance=float(v.starting_balance),
+            leverage=float(v.leverage),
+            fees=FeeSpec(float(v.fees.per_share), float(v.fees.minimum), float(v.fees.max_pct)),
+        ),
+        start=parse_day(cfg.dates.start, "START"),
+        end=parse_day(cfg.dates.end, "END"),
+        allow_missing_sessions=bool(cfg.data.allow_missing_sessions),
+        calendar=cfg.data.calendar,
+        trader_id=str(cfg.engine.trader_id),
+        log_level=str(cfg.engine.log_level),
+        log_level_file=cfg.engine.log_level_file,
+        log_dir=ctx.run_dir,
+        fast_analysis=bool(cfg.engine.fast_analysis),
+    )
+
+
+def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
+    catalog = Catalog(cfg.catalog.path, lock_timeout=float(cfg.catalog.lock_timeout))
+    spec = make_spec(cfg, ctx)
+    t = ctx.timings
+    names = ", ".join(str(b) for b in spec.bar_types)
+    with timed(t, "availability+load"):
+        data = check_and_load(catalog, spec)
+    for bt, bars in data.bars.items():
+        logger.info(
+            f"Loaded {len(bars):,} bars of {bt} from catalog, first {iso(bars[0].ts_event)} "
+            f"last {iso(bars[-1].ts_event)} ({t['availability+load']:.2f} s)"
+        )
+    with timed(t, "build"):
+        engine, venues = build_engine(spec, data)
+    logger.info(f"running {spec.strategy.path.rsplit(':', 1)[-1]} on {names} …")
+    try:
+        with timed(t, "run"):
+            run_engine(engine)
+        logger.info(f"run: {engine.iteration:,} bars in {t['run']:.2f} s")
+        with timed(t, "analysis"):
+            per_venue: dict[str, dict[str, Any]] = {}
+            curves = {}
+            for venue in venues:
+                analyse(engine, venue, fast=spec.fast_analysis, only_venue=len(venues) == 1)
+                summary = summarize(engine, venue)
+                closes = {k: v for k, v in data.closes.items() if k.endswith(f".{venue}")}
+                curves[venue] = daily_equity(engine, venue, closes, data.tz)
+                summary.update(risk_metrics(curves[venue], summary["starting_balance"]))
+                per_venue[str(venue)] = summary
+        with timed(t, "reports"):
+            files = write_reports(
+                engine,
+                venues[0],
+                ctx.run_dir,
+                tearsheet=bool(cfg.reports.tearsheet),
+                equity_png=bool(cfg.reports.equity_png),
+                title=f"{spec.strategy.path.rsplit(':', 1)[-1]} · {names}",
+                equity=curves[venues[0]],
+            )
+        logger.info(f"reports: {', '.join(sorted(files))} ({t['reports']:.2f} s)")
+    finally:
+        engine.dispose()
+    result = per_venue[str(venues[0])] if len(venues) == 1 else _combine(per_venue)
+    ctx.counts.update(
+        bars=data.bar_count,
+        orders=result.get("orders"),
+        fills=result.get("fills"),
+        positions=result.get("positions"),
+    )
+    _print_result(result, names)
+    return {
+        "instruments": [str(b.instrument_id) for b in spec.bar_types],
+        "bar_types": [str(b) for b in spec.bar_types],
+        "range": {k: [str(a), str(b)] for k, (a, b) in data.ranges.items()},
+        "strategy": {"path": spec.strategy.path, "params": dict(spec.strategy.params)},
+        "result": result,
+        "venues": per_venue if len(venues) > 1 else None,
+        "files": files,
+    }
+
+
+def _combine(per_venue: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    keys = ("orders", "fills", "positions", "pnl", "commissions", "starting_balance",
+            "ending_balance", "bars")  # fmt: skip
+    out: dict[str, Any] = {k: sum((v.get(k) or 0) for v in per_venue.values()) for k in keys}
+    start = out["starting_balance"]
+    out["return_pct"] = 100.0 * out["pnl"] / start if start else None
+    return out
+
+
+def _print_result(r: dict[str, Any], names: str) -> None:
+    def f(x: Any, spec: str = ",.2f") -> str:
+        return "-" if x is None else format(x, spec)
+
+    print(
+        f"Backtest {names}\n"
+        f"  bars {f(r.get('bars'), ',d')} · orders {f(r.get('orders'), ',d')} · fills "
+        f"{f(r.get('fills'), ',d')} · positions {f(r.get('positions'), ',d')}\n"
+        f"  PnL {f(r.get('pnl'))} ({f(r.get('return_pct'), '.2f')}%) · Sharpe "
+        f"{f(r.get('sharpe'), '.2f')} over {f(r.get('sessions'), ',.0f')} sessions · max drawdown "
+        f"{f(r.get('max_drawdown_pct'), '.2f')}% · "
+        f"win rate {f(r.get('win_rate'), '.2%') if r.get('win_rate') is not None else '-'}"
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="backtest")
+def main(cfg: DictConfig) -> int:
+    return runs.run_task(cfg, "backtest", body)
+
+
+if __name__ == "__main__":
+    runs.entry(main)
