@@ -64,9 +64,18 @@ def make_spec(cfg: DictConfig, ctx: runs.RunContext) -> BacktestSpec:
         trader_id=str(cfg.engine.trader_id),
         log_level=str(cfg.engine.log_level),
         log_level_file=cfg.engine.log_level_file,
-        log_dir=ctx.run_dir,
+        # NautilusTrader's Rust logger is initialized once per process: in a sweep, later jobs'
+        # lines would land in the first job's file, so sweep jobs keep only ntrader's log.
+        log_dir=None if _in_multirun() else ctx.run_dir,
         fast_analysis=bool(cfg.engine.fast_analysis),
     )
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return bool(HydraConfig.get().mode == RunMode.MULTIRUN)
 
 
 def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:

@@ -156,6 +156,8 @@ def test_sweep_2x2_with_summary(catalog_root, run_script, tmp_path):
     for row, job in zip(rows, jobs, strict=True):
         s = json.loads((job / "summary.json").read_text())
         assert float(row["pnl"]) == pytest.approx(s["result"]["pnl"])
+        assert (job / "fills.csv").exists() and (job / "backtest.log").exists()
+        assert not list(job.glob("nautilus*.log"))  # one Rust logger per process: not per job
     assert "| rank |" in (root / "leaderboard.md").read_text()
 
 
