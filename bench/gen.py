@@ -190,3 +190,39 @@ def check_catalog(
         bars_written=int(ts.size),
         files=files,
     )
+
+
+def random_walk_frame(
+    ts_event: np.ndarray, *, seed: int, start_price: float = 180.0, vol: float = 0.0008
+) -> BarFrame:
+    """Valid OHLC bars (low <= open, close <= high; 2-decimal prices) closing at ``ts_event``: a
+    geometric random walk of closes (copied from ``tests/backtest_fixtures.py``)."""
+    n = len(ts_event)
+    rng = np.random.default_rng(seed)
+    close = np.round(start_price * np.exp(np.cumsum(rng.normal(0.0, vol, n))), 2)
+    open_ = np.r_[close[:1], close[:-1]]
+    wick = np.round(rng.uniform(0.0, 0.05, n), 2) + 0.01
+    high = np.round(np.maximum(open_, close) + wick, 2)
+    low = np.round(np.minimum(open_, close) - wick, 2)
+    volume = rng.integers(100, 5_000, n).astype(np.float64)
+    return BarFrame(ts_event.astype(np.int64), open_, high, low, close, volume, 2, 0)
+
+
+def backtest_catalog(
+    root: Path,
+    *,
+    symbol: str = "BTX.NASDAQ",
+    start: dt.date = dt.date(2024, 1, 1),
+    end: dt.date = dt.date(2024, 12, 31),
+    seed: int = 4,
+) -> tuple[Catalog, str, int]:
+    """RTH 1-minute bars of one symbol on every XNYS session in ``[start, end]`` (holidays and
+    early closes included), one ``write_bars`` call. Returns the catalog, bar type and bar count."""
+    closes = expected_bar_closes(sessions_between("XNYS", start, end), MINUTE_NS)
+    iid = resolve_instrument_id(symbol)
+    bar_type = bar_type_for(iid, "1-MINUTE-LAST")
+    catalog = Catalog(root)
+    catalog.write_bars(
+        bar_type, random_walk_frame(closes, seed=seed), instrument=make_equity(iid, 2)
+    )
+    return catalog, str(bar_type), int(closes.size)

@@ -1,7 +1,8 @@
 """ntrader benchmarks, each side by side with its reference path, in one process.
 
-    python bench/run.py                      # everything (~2-3 min on 2 cores)
-    python bench/run.py --only import,load   # a selection: import, load, scan, check
+    python bench/run.py                      # everything (~5 min on 2 cores)
+    python bench/run.py --only import,load   # a selection of: import, load, scan, check,
+                                             #   backtest, sweep
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
 
@@ -44,6 +45,7 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
+import backtest_bench as btb
 import gen
 from ntrader.bar_codec import table_to_frame
 from ntrader.barframe import BarFrame
@@ -57,7 +59,7 @@ from ntrader.sessions import clear_calendar_cache
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 PY = sys.executable
-BENCHES = ("import", "load", "scan", "check")
+BENCHES = ("import", "load", "scan", "check", "backtest", "sweep")
 MINUTE_NS = 60_000_000_000
 STARTUP = "scripts/scan.py format=json on an empty catalog"
 
@@ -171,6 +173,8 @@ class Sizes:
     check_range: tuple[dt.date, dt.date]
     check_drop_sessions: int
     check_drop_runs: int
+    backtest_range: tuple[dt.date, dt.date]  # the one-symbol catalog of backtest and sweep
+    sweep_ends: tuple[dt.date, dt.date]  # dates.end of the sweep (x 2 fast x 2 slow EMAs)
 
 
 FULL = Sizes(
@@ -180,6 +184,8 @@ FULL = Sizes(
     check_range=(dt.date(2019, 1, 2), dt.date(2023, 12, 29)),
     check_drop_sessions=6,
     check_drop_runs=12,
+    backtest_range=(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),  # 252 sessions, 97,740 bars
+    sweep_ends=(dt.date(2024, 6, 28), dt.date(2024, 12, 31)),
 )
 QUICK = Sizes(
     import_days=14,
@@ -188,6 +194,8 @@ QUICK = Sizes(
     check_range=(dt.date(2023, 10, 2), dt.date(2023, 12, 29)),
     check_drop_sessions=3,
     check_drop_runs=4,
+    backtest_range=(dt.date(2024, 1, 1), dt.date(2024, 2, 29)),
+    sweep_ends=(dt.date(2024, 1, 31), dt.date(2024, 2, 29)),
 )
 
 
@@ -204,6 +212,7 @@ class Bench:
         self._counter = 0
         self._year: tuple[Catalog, int] | None = None  # the catalog the import wrote (ours)
         self._startup: dict[str, Timing] = {}
+        self._bt: tuple[Path, str, int] | None = None  # backtest catalog root, bar type, bars
 
     def fresh_dir(self, stem: str) -> Path:
         self._counter += 1
@@ -514,6 +523,147 @@ class Bench:
         self.results.check(
             len(out["gaps"]) == data.missing_session_ranges + data.intraday_runs,
             f"check: scripts/scan.py listed {len(out['gaps'])} gaps",
+        )
+
+    # -------------------------------------------------------------------------------- backtest
+    def backtest_catalog(self) -> tuple[Path, str, int]:
+        """One symbol's RTH 1-minute bars over ``sizes.backtest_range`` (shared with sweep)."""
+        if self._bt is None:
+            first, last = self.sizes.backtest_range
+            progress(f"backtest: writing {first} .. {last} RTH 1-min bars of one symbol (XNYS)")
+            root = self.fresh_dir("backtest")
+            _, bar_type, n = gen.backtest_catalog(root, start=first, end=last)
+            self._bt = (root, bar_type, n)
+        return self._bt
+
+    def bench_backtest(self) -> None:
+        first, last = self.sizes.backtest_range
+        root, bar_type, n = self.backtest_catalog()
+        spec = btb.spec_for(bar_type, first, last)
+        names = ("ours", "bare", "bare+analysis")
+
+        def run_side(name: str, r: Path, sp: Any) -> btb.Outcome:
+            if name == "ours":
+                return btb.ours(r, sp)
+            return btb.bare(r, bar_type, run_analysis=name == "bare+analysis")
+
+        progress("backtest: warming up the three sides on one week")
+        warm_first, warm_last = dt.date(2024, 1, 2), dt.date(2024, 1, 8)
+        warm = self.fresh_dir("backtest-warm")
+        gen.backtest_catalog(warm, start=warm_first, end=warm_last)
+        for name in names:
+            run_side(name, warm, btb.spec_for(bar_type, warm_first, warm_last)).dispose()
+
+        # Interleaved (ours, bare, bare+analysis per repetition): a shared machine's load
+        # changes hit the three sides alike.
+        runs: dict[str, list[float]] = {k: [] for k in names}
+        phases: dict[str, dict[str, float]] = {}  # of each side's best run
+        last_run: dict[str, btb.Outcome] = {}
+        for i in range(self.reps):
+            for name in names:
+                if name in last_run:
+                    last_run.pop(name).dispose()
+                gc.collect()
+                t0 = time.perf_counter()
+                out = run_side(name, root, spec)
+                runs[name].append(time.perf_counter() - t0)
+                last_run[name] = out
+                if runs[name][-1] == min(runs[name]):
+                    phases[name] = dict(out.phases)
+            progress(
+                f"backtest: repetition {i + 1}/{self.reps}: "
+                + ", ".join(f"{k} {secs(v[-1])}" for k, v in runs.items())
+            )
+        best = {k: min(v) for k, v in runs.items()}
+        o, b, ba = best["ours"], best["bare"], best["bare+analysis"]
+        label = f"{n:,} RTH 1-min bars ({first.year}, 1 symbol), EMACrossLongOnly"
+        self.add(Row(
+            "backtest", f"backtest: ours end-to-end vs bare engine without analysis, {label}",
+            secs(o), f"{secs(b)} (run_analysis=False)", f"{o / b:.2f}x bare", "≤ 1.05x",
+            o / b <= 1.05, {"ours_s": runs["ours"], "bare_s": runs["bare"], "ratio": o / b},
+            probe=lambda: btb.ours(root, spec),
+        ))  # fmt: skip
+        self.add(Row(
+            "backtest", "backtest: ours vs bare engine with run_analysis=True (Nautilus default)",
+            secs(o), f"{secs(ba)} (run_analysis=True)", f"{faster(o, ba)} ({o / ba:.2f}x)",
+            "≥ 1.5x faster (stretch)", ba / o >= 1.5,
+            {"ours_s": runs["ours"], "bare_analysis_s": runs["bare+analysis"], "ratio": o / ba},
+            probe=lambda: btb.ours(root, spec),
+        ))  # fmt: skip
+        ref_phases = phases["bare+analysis"]
+        self.add(Row(
+            "backtest", "backtest: where the time goes (best runs)",
+            " · ".join(f"{k} {secs(v)}" for k, v in phases["ours"].items()),
+            "bare+analysis: " + " · ".join(f"{k} {secs(v)}" for k, v in ref_phases.items()),
+            "", "—", None,
+            {"ours": phases["ours"], "bare": phases["bare"], "bare+analysis": ref_phases},
+        ))  # fmt: skip
+
+        mine, ref, plain = last_run["ours"], last_run["bare+analysis"], last_run["bare"]
+        ok, text = btb.compare(mine, ref)
+        self.results.check(ok, f"backtest: ours vs bare+analysis: {text}")
+        iters = {k: int(v.engine.iteration) for k, v in last_run.items()}
+        same_plain = btb.fills(plain) == (mine.summary or {}).get("fills") and btb.account_pnl(
+            plain
+        ) == (mine.summary or {}).get("pnl")
+        self.results.check(
+            same_plain and set(iters.values()) == {n},
+            f"backtest: bare (no analysis) has the same fills and account PnL as ours: "
+            f"{same_plain}; bars processed {iters} of {n:,} written",
+        )
+        for out in last_run.values():
+            out.dispose()
+
+    # -------------------------------------------------------------------------------- sweep
+    def bench_sweep(self) -> None:
+        root, bar_type, n = self.backtest_catalog()
+        symbol = bar_type.split("-", 1)[0]
+        fast, slow = "5,10", "20,30"
+        ends = ",".join(str(d) for d in self.sizes.sweep_ends)
+        progress("sweep: warming the OS file cache (scripts/backtest.py --help)")
+        run_cmd([PY, "scripts/backtest.py", "--help"], self.env)
+        walls: dict[int, float] = {}
+        rows: dict[int, list[dict[str, str]]] = {}
+        for jobs in (1, 2):
+            runs_root = self.fresh_dir(f"sweep-runs-{jobs}")
+            env = {**self.env, "NTRADER_RUNS": str(runs_root)}
+            cmd = btb.sweep_cmd(PY, root, symbol, fast, slow, ends, jobs=jobs)
+            how = "basic launcher (sequential)" if jobs == 1 else f"joblib n_jobs={jobs}"
+            progress(f"sweep: 8 jobs, {how}, 1 run")
+            t0 = time.perf_counter()
+            run_cmd(cmd, env)
+            walls[jobs] = time.perf_counter() - t0
+            rows[jobs] = btb.sweep_rows(runs_root)
+            progress(f"sweep: {how}: {secs(walls[jobs])}")
+        seq, par = walls[1], walls[2]
+        k = len(rows[1])
+        first = self.sizes.backtest_range[0]
+        self.add(Row(
+            "sweep",
+            f"sweep: {k} configs (EMA fast {fast} x slow {slow} x end {ends}; {n:,} bars "
+            f"from {first}), scripts/backtest.py -m, joblib n_jobs=2 vs basic launcher, 1 run",
+            secs(par), f"{secs(seq)} (sequential)", f"{par / seq:.3f}x sequential", "≤ 0.6x",
+            par / seq <= 0.6, {"joblib_s": par, "sequential_s": seq, "ratio": par / seq},
+        ))  # fmt: skip
+
+        def in_job(r: list[dict[str, str]]) -> float:
+            return sum(float(x["duration_s"] or 0) for x in r) / max(1, len(r))
+
+        self.add(Row(
+            "sweep", f"sweep: per job (wall / {k}; mean in-job duration_s in brackets)",
+            f"{secs(par / k)} ({secs(in_job(rows[2]))})",
+            f"{secs(seq / k)} ({secs(in_job(rows[1]))})", "", "—", None,
+            {"joblib_per_job_s": par / k, "sequential_per_job_s": seq / k},
+        ))  # fmt: skip
+
+        ok_counts = {j: sum(r.get("status") == "ok" for r in rows[j]) for j in rows}
+        pnl_seq, pnl_par = btb.pnl_by_overrides(rows[1]), btb.pnl_by_overrides(rows[2])
+        same = pnl_seq == pnl_par and len(pnl_seq) == 8
+        self.results.check(
+            all(len(r) == 8 for r in rows.values()) and set(ok_counts.values()) == {8} and same,
+            f"sweep: sweep_summary.csv rows ok: sequential {ok_counts[1]}/{len(rows[1])}, "
+            f"joblib {ok_counts[2]}/{len(rows[2])}; pnl identical per override set: {same} "
+            f"({len(set(pnl_seq.values()))} distinct pnls)",
         )
 
     # -------------------------------------------------------------------------------- profile

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import hydra
-from loguru import logger
 from omegaconf import DictConfig, OmegaConf
 
 from ntrader import runs
@@ -86,17 +85,17 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     with timed(t, "availability+load"):
         data = check_and_load(catalog, spec)
     for bt, bars in data.bars.items():
-        logger.info(
+        runs.logger.info(
             f"Loaded {len(bars):,} bars of {bt} from catalog, first {iso(bars[0].ts_event)} "
             f"last {iso(bars[-1].ts_event)} ({t['availability+load']:.2f} s)"
         )
     with timed(t, "build"):
         engine, venues = build_engine(spec, data)
-    logger.info(f"running {spec.strategy.path.rsplit(':', 1)[-1]} on {names} …")
+    runs.logger.info(f"running {spec.strategy.path.rsplit(':', 1)[-1]} on {names} …")
     try:
         with timed(t, "run"):
             run_engine(engine)
-        logger.info(f"run: {engine.iteration:,} bars in {t['run']:.2f} s")
+        runs.logger.info(f"run: {engine.iteration:,} bars in {t['run']:.2f} s")
         with timed(t, "analysis"):
             per_venue: dict[str, dict[str, Any]] = {}
             curves = {}
@@ -117,7 +116,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
                 title=f"{spec.strategy.path.rsplit(':', 1)[-1]} · {names}",
                 equity=curves[venues[0]],
             )
-        logger.info(f"reports: {', '.join(sorted(files))} ({t['reports']:.2f} s)")
+        runs.logger.info(f"reports: {', '.join(sorted(files))} ({t['reports']:.2f} s)")
     finally:
         engine.dispose()
     result = per_venue[str(venues[0])] if len(venues) == 1 else _combine(per_venue)

@@ -174,3 +174,19 @@ def test_sweep_with_a_failing_job(catalog_root, run_script, tmp_path):
     assert "no instrument" in bad["error"]
     assert "FAILED (exit 1)" in r.stdout
     assert r.code == 1  # the sweep ran every job, then exits with the worst job's code
+
+
+def test_parallel_sweep_through_the_joblib_launcher(catalog_root, run_script, tmp_path):
+    r = run_script("backtest", "-m", f"catalog.path={catalog_root}", "symbol=AAPL",
+                   "strategy.params.fast_ema_period=5,10", "dates.end=2024-01-31",
+                   "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                   "reports.tearsheet=false", "reports.equity_png=false", timeout=600)  # fmt: skip
+    assert r.code == 0, r.stderr
+    (root,) = list((tmp_path / "runs" / "backtest" / "multirun").iterdir())
+    rows = csv_rows(root / "sweep_summary.csv")
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    assert rows[0]["pnl"] != rows[1]["pnl"]  # two different parameter sets really ran
+    assert "joblib" in (root / "multirun.yaml").read_text()
+    for job in ("0", "1"):  # each worker logs into its own job's folder, tagged with its run id
+        log = (root / job / "backtest.log").read_text()
+        assert f"[backtest/{root.name}/{job}]" in log and "Loaded" in log

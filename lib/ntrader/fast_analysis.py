@@ -228,9 +228,10 @@ def ensure_statistics(engine: BacktestEngine, venue: Venue) -> PortfolioAnalyzer
     this computes the requested one).
     """
     analyzer: PortfolioAnalyzer = engine.portfolio.analyzer
-    calculate_statistics_fast(
-        analyzer, venue_account(engine, venue), venue_positions(engine, venue)
-    )
+    account = venue_account(engine, venue)
+    if _is_marked(analyzer, account):  # already computed for this account and state
+        return analyzer
+    calculate_statistics_fast(analyzer, account, venue_positions(engine, venue))
     return analyzer
 
 

@@ -1,0 +1,239 @@
+"""The two backtest paths ``bench/run.py`` times side by side, and the sweep commands it runs.
+
+* :func:`ours` — the project's path end-to-end minus file reports (what ``scripts/backtest.py``
+  does in-process): ``check_and_load`` -> ``build_engine`` -> ``run_engine`` -> ``analyse`` ->
+  ``summarize``, with per-phase timings.
+* :func:`bare` — NautilusTrader as its docs show it: ``ParquetDataCatalog.bars`` into a
+  ``BacktestEngine`` with the example strategy, ``run_analysis`` on or off.
+
+Both run ``EMACrossLongOnly`` (trade size 100, EMA 10/20, no historical-bar request) on a CASH,
+NETTING, USD 100k account with Nautilus logging at ERROR and no commissions (``FeeSpec(0, 0, 0)``
+on our side, no fee model on the bare side), so the engine does the same work.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.examples.strategies.ema_cross_long_only import (
+    EMACrossLongOnly,
+    EMACrossLongOnlyConfig,
+)
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.data import BarType
+from nautilus_trader.model.enums import AccountType, OmsType
+from nautilus_trader.model.identifiers import TraderId, Venue
+from nautilus_trader.model.objects import Money
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from ntrader.backtest import (
+    BacktestSpec,
+    FeeSpec,
+    StrategySpec,
+    VenueSpec,
+    analyse,
+    build_engine,
+    check_and_load,
+    run_engine,
+)
+from ntrader.backtest_reports import SHARPE, report_counts, summarize
+from ntrader.catalog import Catalog
+from ntrader.fast_analysis import stats_equal
+
+STRATEGY = "nautilus_trader.examples.strategies.ema_cross_long_only:EMACrossLongOnly"
+TRADE_SIZE, FAST, SLOW = 100, 10, 20
+STARTING_USD = 100_000
+PHASES = ("load/check", "build", "run", "analysis")
+
+
+@dataclass
+class Outcome:
+    """One finished run: the engine (dispose it), its venue and what we compare."""
+
+    engine: BacktestEngine
+    venue: Venue
+    phases: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def spec_for(bar_type: str, start: dt.date | None, end: dt.date | None) -> BacktestSpec:
+    """What ``scripts/backtest.py::make_spec`` builds for this run (no run folder, no fees)."""
+    return BacktestSpec(
+        bar_types=[BarType.from_str(bar_type)],
+        strategy=StrategySpec(
+            STRATEGY,
+            STRATEGY + "Config",
+            {
+                "trade_size": TRADE_SIZE,
+                "fast_ema_period": FAST,
+                "slow_ema_period": SLOW,
+                "request_historical_bars": False,
+            },
+        ),
+        venue=VenueSpec(
+            account_type="CASH",
+            oms_type="NETTING",
+            base_currency="USD",
+            starting_balance=float(STARTING_USD),
+            fees=FeeSpec(0.0, 0.0, 0.0),
+        ),
+        start=start,
+        end=end,
+        log_level="ERROR",
+        log_dir=None,
+        fast_analysis=True,
+    )
+
+
+def ours(root: Path, spec: BacktestSpec) -> Outcome:
+    """The project's path, timed per phase."""
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = check_and_load(Catalog(root), spec)
+    t1 = time.perf_counter()
+    engine, venues = build_engine(spec, data)
+    t2 = time.perf_counter()
+    run_engine(engine)
+    t3 = time.perf_counter()
+    venue = venues[0]
+    analyse(engine, venue, fast=True, only_venue=True)
+    summary = summarize(engine, venue)
+    t4 = time.perf_counter()
+    t.update(zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True))
+    return Outcome(engine, venue, t, summary)
+
+
+def bare(root: Path, bar_type: str, *, run_analysis: bool) -> Outcome:
+    """NautilusTrader's own path: ParquetDataCatalog -> BacktestEngine -> run."""
+    bt = BarType.from_str(bar_type)
+    iid = bt.instrument_id
+    t0 = time.perf_counter()
+    catalog = ParquetDataCatalog(str(root))
+    instrument = catalog.instruments(instrument_ids=[str(iid)])[0]
+    bars = catalog.bars([bar_type])
+    t1 = time.perf_counter()
+    engine = BacktestEngine(
+        BacktestEngineConfig(
+            trader_id=TraderId("BACKTESTER-001"),
+            logging=LoggingConfig(log_level="ERROR"),
+            run_analysis=run_analysis,
+        )
+    )
+    venue = Venue(iid.venue.value)
+    engine.add_venue(
+        venue=venue,
+        oms_type=OmsType.NETTING,
+        account_type=AccountType.CASH,
+        base_currency=USD,
+        starting_balances=[Money(STARTING_USD, USD)],
+    )
+    engine.add_instrument(instrument)
+    engine.add_data(bars)
+    config = EMACrossLongOnlyConfig(
+        instrument_id=iid,
+        bar_type=bt,
+        trade_size=Decimal(TRADE_SIZE),
+        fast_ema_period=FAST,
+        slow_ema_period=SLOW,
+        request_historical_bars=False,
+    )
+    engine.add_strategy(EMACrossLongOnly(config))
+    t2 = time.perf_counter()
+    engine.run()  # with run_analysis=True this includes Nautilus' post-run analysis
+    t3 = time.perf_counter()
+    return Outcome(engine, venue, {"load": t1 - t0, "build": t2 - t1, "run": t3 - t2})
+
+
+def stat(stats: dict[str, Any], name: str) -> float | None:
+    """A stat as ``summarize`` reports it: a float, None when missing or non-finite."""
+    value = stats.get(name)
+    if not isinstance(value, int | float) or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def analyzer_stats(engine: BacktestEngine) -> dict[str, Any]:
+    """The analyzer's three stats dicts as the engine left them (no recomputation)."""
+    a = engine.portfolio.analyzer
+    return {
+        "pnls": {c.code: a.get_performance_stats_pnls(c) for c in a.currencies},
+        "returns": a.get_performance_stats_returns(),
+        "general": a.get_performance_stats_general(),
+    }
+
+
+def account_pnl(o: Outcome) -> float:
+    account = o.engine.cache.account_for_venue(o.venue)
+    start, end = account.starting_balances()[USD], account.balances_total()[USD]
+    return float(end.as_decimal() - start.as_decimal())
+
+
+def fills(o: Outcome) -> int:
+    return report_counts(o.engine)["fills"]
+
+
+def compare(ours_run: Outcome, reference: Outcome) -> tuple[bool, str]:
+    """Our summary's Sharpe / PnL / win rate and the analyzer's stats dicts vs the reference
+    engine's (``run_analysis=True``), and the fill counts."""
+    s = ours_run.summary or {}
+    ref = analyzer_stats(reference.engine)
+    ref_pnls = ref["pnls"].get("USD", {})
+    headline = {
+        "sharpe": (s.get("sharpe"), stat(ref["returns"], SHARPE)),
+        "pnl": (s.get("pnl"), account_pnl(reference)),
+        "win_rate": (s.get("win_rate"), stat(ref_pnls, "Win Rate")),
+    }
+    same_headline = all(stats_equal(a, b) for a, b in headline.values())
+    same_pnl_total = stats_equal(s.get("pnl"), stat(ref_pnls, "PnL (total)"))
+    same_stats = stats_equal(analyzer_stats(ours_run.engine), ref)
+    fills_ours, fills_ref = s.get("fills"), fills(reference)
+    ok = same_headline and same_pnl_total and same_stats and fills_ours == fills_ref
+    shown = ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in headline.items())
+    text = (
+        f"{shown}; PnL (total) stat equal: {same_pnl_total}; analyzer pnls/returns/general "
+        f"dicts equal (stats_equal): {same_stats}; fills {fills_ours:,} vs {fills_ref:,}"
+    )
+    return ok, text
+
+
+# ------------------------------------------------------------------------------------ sweep
+
+SWEEP_AXES = ("strategy.params.fast_ema_period", "strategy.params.slow_ema_period", "dates.end")
+
+
+def sweep_cmd(
+    py: str, root: Path, symbol: str, fast: str, slow: str, ends: str, *, jobs: int
+) -> list[str]:
+    cmd = [
+        py, "scripts/backtest.py", "-m", f"catalog.path={root}", f"symbol={symbol}",
+        "reports.tearsheet=false", "reports.equity_png=false", "log_level=WARNING",
+        f"{SWEEP_AXES[0]}={fast}", f"{SWEEP_AXES[1]}={slow}", f"{SWEEP_AXES[2]}={ends}",
+    ]  # fmt: skip
+    if jobs > 1:
+        cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
+    return cmd
+
+
+def sweep_rows(runs_root: Path) -> list[dict[str, str]]:
+    """The rows of the one ``sweep_summary.csv`` under ``runs_root``."""
+    found = sorted(runs_root.glob("backtest/multirun/*/sweep_summary.csv"))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one sweep_summary.csv under {runs_root}, found {found}")
+    with open(found[0], newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def pnl_by_overrides(rows: list[dict[str, str]]) -> dict[frozenset[str], str]:
+    return {frozenset(r["overrides"].split()): r["pnl"] for r in rows}
