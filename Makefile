@@ -17,7 +17,7 @@ COMMON = $(call opt,catalog.path,$(CATALOG)) $(call opt,bars.spec,$(BAR)) $(ARGS
 # Run a script; GNU make exits 2 on ANY failed recipe, so name the script's own exit code.
 run = $(PY) scripts/$(1).py $(2) || { rc=$$?; echo "scripts/$(1).py exited with code $$rc (README: Exit codes)" >&2; exit $$rc; }
 
-.PHONY: help setup test test-all lint format bench import scan check backtest sweep rerun clean-runs
+.PHONY: help setup test test-all lint format bench import scan check fetch sim demo backtest sweep rerun clean-runs
 
 help: ## Show this help (the default goal)
 	@echo "ntrader — make TARGET [VAR=value …]   (every target also takes CATALOG=dir ARGS=\"hydra overrides\")"
@@ -65,6 +65,30 @@ scan: $(STAMP) ## List every bar type in the catalog: make scan [FORMAT=table|js
 check: $(STAMP) ## One instrument: availability, calendar gaps, health: make check SYMBOL=AAPL [START=2024-01-02 END=2024-03-28] [FORMAT=…]
 	@test -n "$(SYMBOL)" || { echo "usage: make check SYMBOL=AAPL [START=YYYY-MM-DD END=YYYY-MM-DD] [BAR=…] [FORMAT=table|json|csv]"; exit 2; }
 	@$(call run,scan,$(call quote,symbol,$(SYMBOL)) $(call opt,start,$(START)) $(call opt,end,$(END)) $(call opt,format,$(FORMAT)) $(COMMON))
+
+fetch: $(STAMP) ## Fetch bars from IBKR: make fetch SYMBOLS=AAPL,MSFT START=2024-01-02 END=2024-03-28 [BAR=1-MINUTE-LAST] | SET=mega_caps DATES=last_session
+	@$(call run,fetch,$(if $(or $(SYMBOLS),$(SYMBOL)),'symbols=[$(or $(SYMBOLS),$(SYMBOL))]') $(call opt,dates.start,$(START)) $(call opt,dates.end,$(END)) $(if $(DATES),dates=$(DATES)) $(if $(SET),instruments=$(SET)) $(COMMON))
+
+SIM_PORT ?= 7497
+sim: $(STAMP) ## Run the bundled TWS simulator in the foreground (Ctrl-C stops it): make sim [SIM_PORT=7497] [ARGS="--fault pacing=true"]
+	$(PY) -m ntrader.tws_sim --port $(SIM_PORT) $(ARGS)
+
+DEMO_CATALOG ?= data/demo/catalog
+DEMO_START ?= 2024-05-01
+DEMO_END ?= 2024-05-31
+demo: $(STAMP) ## No IB account needed: start the TWS simulator, fetch a month of AAPL 1-min bars, backtest them: make demo
+	@set -e; mkdir -p .demo; rm -f .demo/sim.log; \
+	$(PY) -m ntrader.tws_sim --host 127.0.0.1 --port 0 > .demo/sim.log 2>&1 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null || true; wait $$sim 2>/dev/null || true' EXIT; \
+	for i in $$(seq 200); do grep -q "listening on" .demo/sim.log 2>/dev/null && break; sleep 0.1; done; \
+	port=$$(grep -o 'listening on [0-9.]*:[0-9]*' .demo/sim.log | head -1 | cut -d: -f2); \
+	test -n "$$port" || { echo "demo: the simulator did not start:"; cat .demo/sim.log; exit 4; }; \
+	echo "== TWS simulator on 127.0.0.1:$$port (demo catalog: $(DEMO_CATALOG); your catalog is untouched)"; \
+	echo "== 1/2 fetch AAPL 1-minute bars $(DEMO_START) .. $(DEMO_END) through ib_async"; \
+	IBKR_HOST=127.0.0.1 IBKR_PORT=$$port $(PY) scripts/fetch.py 'symbols=[AAPL]' dates.start=$(DEMO_START) dates.end=$(DEMO_END) catalog.path=$(DEMO_CATALOG) tag=demo; \
+	echo "== 2/2 backtest EMACrossLongOnly on them"; \
+	IBKR_HOST=127.0.0.1 IBKR_PORT=$$port $(PY) scripts/backtest.py symbol=AAPL dates.start=$(DEMO_START) dates.end=$(DEMO_END) catalog.path=$(DEMO_CATALOG) tag=demo; \
+	echo "== done: the run folder above holds summary.json, fills.csv, equity.png, tearsheet.html"
 
 BT_ARGS = $(call opt,dates.start,$(START)) $(call opt,dates.end,$(END)) $(if $(DATES),dates=$(DATES)) $(if $(STRATEGY),strategy=$(STRATEGY)) $(if $(SET),instruments=$(SET))
 

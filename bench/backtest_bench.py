@@ -217,10 +217,18 @@ def sweep_cmd(
     py: str, root: Path, symbol: str, fast: str, slow: str, ends: str, *, jobs: int
 ) -> list[str]:
     cmd = [
-        py, "scripts/backtest.py", "-m", f"catalog.path={root}", f"symbol={symbol}",
-        "reports.tearsheet=false", "reports.equity_png=false", "log_level=WARNING",
-        f"{SWEEP_AXES[0]}={fast}", f"{SWEEP_AXES[1]}={slow}", f"{SWEEP_AXES[2]}={ends}",
-    ]  # fmt: skip
+        py,
+        "scripts/backtest.py",
+        "-m",
+        f"catalog.path={root}",
+        f"symbol={symbol}",
+        "reports.tearsheet=false",
+        "reports.equity_png=false",
+        "log_level=WARNING",
+        f"{SWEEP_AXES[0]}={fast}",
+        f"{SWEEP_AXES[1]}={slow}",
+        f"{SWEEP_AXES[2]}={ends}",
+    ]
     if jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
     return cmd

@@ -39,10 +39,14 @@ class Ohlcv:
         c = 100.0
         return BarFrame(
             np.asarray(ts_event, dtype=np.int64),
-            self.open / c, self.high / c, self.low / c, self.close / c,
+            self.open / c,
+            self.high / c,
+            self.low / c,
+            self.close / c,
             self.volume.astype(np.float64),
-            price_precision=2, size_precision=0,
-        )  # fmt: skip
+            price_precision=2,
+            size_precision=0,
+        )
 
 
 def ohlcv(n: int, rng: np.random.Generator, start_cents: int = 15_000) -> Ohlcv:
@@ -76,14 +80,16 @@ def minute_csv(path: Path, *, start: str = "2024-01-01", days: int = 366, seed: 
     opens = np.datetime64(start, "s") + np.arange(n, dtype=np.int64) * np.timedelta64(60, "s")
     stamps = pc.strftime(pa.array(opens, pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
     b = ohlcv(n, rng)
-    table = pa.table({
-        "timestamp": stamps,
-        "open": _cents_text(b.open),
-        "high": _cents_text(b.high),
-        "low": _cents_text(b.low),
-        "close": _cents_text(b.close),
-        "volume": pa.array(b.volume, pa.int64()),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "timestamp": stamps,
+            "open": _cents_text(b.open),
+            "high": _cents_text(b.high),
+            "low": _cents_text(b.low),
+            "close": _cents_text(b.close),
+            "volume": pa.array(b.volume, pa.int64()),
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         fh.write((",".join(table.column_names) + "\n").encode())

@@ -96,9 +96,7 @@ def timed(
 def run_cmd(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}"
-        )  # fmt: skip
+        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     return proc
 
 
@@ -271,20 +269,33 @@ class Bench:
         self._year = (Catalog(ours_root), n)
 
         speedup = ref.best / ours.best
-        self.add(Row(
-            "import", f"import: {n:,}-row 1-min CSV -> catalog",
-            secs(ours.best), secs(ref.best), faster(ours.best, ref.best), "≥ 10x faster",
-            speedup >= 10,
-            {"rows": n, "ours_s": ours.runs, "reference_s": ref.runs, "speedup": speedup},
-            probe=lambda: self._ours_import(csv, self.fresh_dir("probe-import")),
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "import",
+                f"import: {n:,}-row 1-min CSV -> catalog",
+                secs(ours.best),
+                secs(ref.best),
+                faster(ours.best, ref.best),
+                "≥ 10x faster",
+                speedup >= 10,
+                {"rows": n, "ours_s": ours.runs, "reference_s": ref.runs, "speedup": speedup},
+                probe=lambda: self._ours_import(csv, self.fresh_dir("probe-import")),
+            )
+        )
         rate = n / ours.best
-        self.add(Row(
-            "import", "import: throughput",
-            per_s(rate), per_s(n / ref.best), "", "≥ 1,000,000 rows/s", rate >= 1_000_000,
-            {"ours_rows_per_s": rate, "reference_rows_per_s": n / ref.best},
-            probe=lambda: self._ours_import(csv, self.fresh_dir("probe-import")),
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "import",
+                "import: throughput",
+                per_s(rate),
+                per_s(n / ref.best),
+                "",
+                "≥ 1,000,000 rows/s",
+                rate >= 1_000_000,
+                {"ours_rows_per_s": rate, "reference_rows_per_s": n / ref.best},
+                probe=lambda: self._ours_import(csv, self.fresh_dir("probe-import")),
+            )
+        )
 
         # Same bars in both catalogs?
         mine = Catalog(ours_root).read(self.bar_type)
@@ -343,22 +354,43 @@ class Bench:
         t_naut, naut_bars = timed(nautilus, self.reps)
 
         ratio = t_bars.best / t_raw.best
-        self.add(Row(
-            "load", f"load: Catalog.read_bars ({n:,} Bar objects) vs pq.read_table",
-            secs(t_bars.best), secs(t_raw.best), f"{ratio:.2f}x raw", "≤ 2x raw", ratio <= 2,
-            {"ours_s": t_bars.runs, "raw_s": t_raw.runs, "ratio": ratio},
-            probe=lambda: catalog.read_bars(bt),
-        ))  # fmt: skip
-        self.add(Row(
-            "load", "load: Catalog.read (BarFrame, no Bar objects) vs pq.read_table",
-            secs(t_frame.best), secs(t_raw.best), f"{t_frame.best / t_raw.best:.2f}x raw", "—",
-            None, {"ours_s": t_frame.runs, "raw_s": t_raw.runs},
-        ))  # fmt: skip
-        self.add(Row(
-            "load", "load: Catalog.read_bars vs ParquetDataCatalog.bars (Nautilus)",
-            secs(t_bars.best), secs(t_naut.best), faster(t_bars.best, t_naut.best),
-            "—", None, {"ours_s": t_bars.runs, "nautilus_s": t_naut.runs},
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "load",
+                f"load: Catalog.read_bars ({n:,} Bar objects) vs pq.read_table",
+                secs(t_bars.best),
+                secs(t_raw.best),
+                f"{ratio:.2f}x raw",
+                "≤ 2x raw",
+                ratio <= 2,
+                {"ours_s": t_bars.runs, "raw_s": t_raw.runs, "ratio": ratio},
+                probe=lambda: catalog.read_bars(bt),
+            )
+        )
+        self.add(
+            Row(
+                "load",
+                "load: Catalog.read (BarFrame, no Bar objects) vs pq.read_table",
+                secs(t_frame.best),
+                secs(t_raw.best),
+                f"{t_frame.best / t_raw.best:.2f}x raw",
+                "—",
+                None,
+                {"ours_s": t_frame.runs, "raw_s": t_raw.runs},
+            )
+        )
+        self.add(
+            Row(
+                "load",
+                "load: Catalog.read_bars vs ParquetDataCatalog.bars (Nautilus)",
+                secs(t_bars.best),
+                secs(t_naut.best),
+                faster(t_bars.best, t_naut.best),
+                "—",
+                None,
+                {"ours_s": t_bars.runs, "nautilus_s": t_naut.runs},
+            )
+        )
         sample = range(0, n, max(1, n // 1000))
         same = len(bars) == len(naut_bars) == len(frame) == table.num_rows == n and all(
             str(bars[i]) == str(naut_bars[i]) for i in [*sample, n - 1]
@@ -383,19 +415,29 @@ class Bench:
             empty.mkdir()
             cmds = {
                 "python -c 'import ntrader.catalog, hydra'": [
-                    PY, "-c", "import ntrader.catalog, hydra",
+                    PY,
+                    "-c",
+                    "import ntrader.catalog, hydra",
                 ],
                 "scripts/scan.py --help": [PY, "scripts/scan.py", "--help"],
                 STARTUP: [PY, "scripts/scan.py", f"catalog.path={empty}", "format=json"],
-            }  # fmt: skip
+            }
             run_cmd(cmds[STARTUP], self.env)  # warm the OS file cache
             for name, cmd in cmds.items():
                 self._startup[name], _ = timed(lambda c=cmd: run_cmd(c, self.env), self.reps)
             for name, t in self._startup.items():
-                self.add(Row(
-                    "startup", f"start-up: {name}", secs(t.best), "", "", "—", None,
-                    {"s": t.runs},
-                ))  # fmt: skip
+                self.add(
+                    Row(
+                        "startup",
+                        f"start-up: {name}",
+                        secs(t.best),
+                        "",
+                        "",
+                        "—",
+                        None,
+                        {"s": t.runs},
+                    )
+                )
         return self._startup[STARTUP]
 
     # -------------------------------------------------------------------------------- scan
@@ -414,12 +456,19 @@ class Bench:
 
         scan()
         t_scan, avail = timed(scan, self.reps)
-        self.add(Row(
-            "scan", f"scan: list_catalog, {k} bar types (in-process)",
-            secs(t_scan.best), "", f"{t_scan.best / k * 1000:.2f} ms/bar type", "≤ 1 s",
-            t_scan.best <= 1.0, {"s": t_scan.runs, "bar_types": k},
-            probe=scan,
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "scan",
+                f"scan: list_catalog, {k} bar types (in-process)",
+                secs(t_scan.best),
+                "",
+                f"{t_scan.best / k * 1000:.2f} ms/bar type",
+                "≤ 1 s",
+                t_scan.best <= 1.0,
+                {"s": t_scan.runs, "bar_types": k},
+                probe=scan,
+            )
+        )
         self.results.check(
             len(avail) == k and sum(a.rows for a in avail) == total,
             f"scan: list_catalog found {len(avail)} bar types, {sum(a.rows for a in avail):,} rows",
@@ -430,16 +479,23 @@ class Bench:
         progress(f"scan: scripts/scan.py subprocess x{self.reps}")
         t_sub, proc = timed(lambda: run_cmd(cmd, self.env), self.reps)
         net = t_sub.best - start.best
-        self.add(Row(
-            "scan", f"scan: scripts/scan.py format=json, {k} bar types (subprocess)",
-            secs(t_sub.best), f"{secs(start.best)} (empty catalog)", f"net {secs(net)}",
-            "net ≤ 1 s", net <= 1.0, {"s": t_sub.runs, "startup_s": start.runs, "net_s": net},
-            probe_cmd=cmd,
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "scan",
+                f"scan: scripts/scan.py format=json, {k} bar types (subprocess)",
+                secs(t_sub.best),
+                f"{secs(start.best)} (empty catalog)",
+                f"net {secs(net)}",
+                "net ≤ 1 s",
+                net <= 1.0,
+                {"s": t_sub.runs, "startup_s": start.runs, "net_s": net},
+                probe_cmd=cmd,
+            )
+        )
         listed = json.loads(proc.stdout)
         self.results.check(
             len(listed) == k, f"scan: scripts/scan.py listed {len(listed)} bar types"
-        )  # fmt: skip
+        )
 
     # -------------------------------------------------------------------------------- check
     def bench_check(self) -> None:
@@ -448,9 +504,12 @@ class Bench:
         progress(f"check: writing RTH 1-min bars {start} .. {end} (XNYS) with gaps")
         t0 = time.perf_counter()
         data = gen.check_catalog(
-            self.fresh_dir("check"), start=start, end=end,
-            drop_sessions=s.check_drop_sessions, drop_runs=s.check_drop_runs,
-        )  # fmt: skip
+            self.fresh_dir("check"),
+            start=start,
+            end=end,
+            drop_sessions=s.check_drop_sessions,
+            drop_runs=s.check_drop_runs,
+        )
         progress(
             f"check: {data.bars_written:,} bars over {data.sessions} sessions in {data.files} "
             f"files ({time.perf_counter() - t0:.1f} s); dropped sessions "
@@ -475,18 +534,32 @@ class Bench:
         t_cold, _ = timed(cold_check, self.reps)
         years = (end - start).days / 365.25
         label = f"{years:.0f} years" if years >= 1 else f"{(end - start).days} days"
-        self.add(Row(
-            "check", f"check: check_bar_type, {label} RTH 1-min (calendar cached)",
-            secs(t_warm.best), "", f"{data.bars_written / t_warm.best:,.0f} bars/s", "≤ 0.5 s",
-            t_warm.best <= 0.5, {"s": t_warm.runs, "bars": data.bars_written},
-            probe=check,
-        ))  # fmt: skip
-        self.add(Row(
-            "check", "check: same, calendar built cold (import warm)",
-            secs(t_cold.best), "", f"calendar build ≈ {secs(t_cold.best - t_warm.best)}",
-            "≤ 0.5 s", t_cold.best <= 0.5, {"s": t_cold.runs},
-            probe=cold_check,
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "check",
+                f"check: check_bar_type, {label} RTH 1-min (calendar cached)",
+                secs(t_warm.best),
+                "",
+                f"{data.bars_written / t_warm.best:,.0f} bars/s",
+                "≤ 0.5 s",
+                t_warm.best <= 0.5,
+                {"s": t_warm.runs, "bars": data.bars_written},
+                probe=check,
+            )
+        )
+        self.add(
+            Row(
+                "check",
+                "check: same, calendar built cold (import warm)",
+                secs(t_cold.best),
+                "",
+                f"calendar build ≈ {secs(t_cold.best - t_warm.best)}",
+                "≤ 0.5 s",
+                t_cold.best <= 0.5,
+                {"s": t_cold.runs},
+                probe=cold_check,
+            )
+        )
         g = report.gaps
         ok = (
             g.sessions_expected == data.sessions
@@ -507,18 +580,30 @@ class Bench:
 
         startup = self.startup()
         cmd = [
-            PY, "scripts/scan.py", f"symbol={data.symbol}", f"catalog.path={catalog.root}",
-            f"start={start}", f"end={end}", "format=json",
-        ]  # fmt: skip
+            PY,
+            "scripts/scan.py",
+            f"symbol={data.symbol}",
+            f"catalog.path={catalog.root}",
+            f"start={start}",
+            f"end={end}",
+            "format=json",
+        ]
         progress(f"check: scripts/scan.py symbol=… subprocess x{self.reps}")
         t_sub, proc = timed(lambda: run_cmd(cmd, self.env), self.reps)
         net = t_sub.best - startup.best
-        self.add(Row(
-            "check", f"check: scripts/scan.py symbol={data.symbol} (subprocess)",
-            secs(t_sub.best), f"{secs(startup.best)} (empty catalog)", f"net {secs(net)}",
-            "net ≤ 0.5 s", net <= 0.5, {"s": t_sub.runs, "startup_s": startup.runs, "net_s": net},
-            probe_cmd=cmd,
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "check",
+                f"check: scripts/scan.py symbol={data.symbol} (subprocess)",
+                secs(t_sub.best),
+                f"{secs(startup.best)} (empty catalog)",
+                f"net {secs(net)}",
+                "net ≤ 0.5 s",
+                net <= 0.5,
+                {"s": t_sub.runs, "startup_s": startup.runs, "net_s": net},
+                probe_cmd=cmd,
+            )
+        )
         out = json.loads(proc.stdout)
         self.results.check(
             len(out["gaps"]) == data.missing_session_ranges + data.intraday_runs,
@@ -577,27 +662,45 @@ class Bench:
         best = {k: min(v) for k, v in runs.items()}
         o, b, ba = best["ours"], best["bare"], best["bare+analysis"]
         label = f"{n:,} RTH 1-min bars ({first.year}, 1 symbol), EMACrossLongOnly"
-        self.add(Row(
-            "backtest", f"backtest: ours end-to-end vs bare engine without analysis, {label}",
-            secs(o), f"{secs(b)} (run_analysis=False)", f"{o / b:.2f}x bare", "≤ 1.05x",
-            o / b <= 1.05, {"ours_s": runs["ours"], "bare_s": runs["bare"], "ratio": o / b},
-            probe=lambda: btb.ours(root, spec),
-        ))  # fmt: skip
-        self.add(Row(
-            "backtest", "backtest: ours vs bare engine with run_analysis=True (Nautilus default)",
-            secs(o), f"{secs(ba)} (run_analysis=True)", f"{faster(o, ba)} ({o / ba:.2f}x)",
-            "≥ 1.5x faster (stretch)", ba / o >= 1.5,
-            {"ours_s": runs["ours"], "bare_analysis_s": runs["bare+analysis"], "ratio": o / ba},
-            probe=lambda: btb.ours(root, spec),
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "backtest",
+                f"backtest: ours end-to-end vs bare engine without analysis, {label}",
+                secs(o),
+                f"{secs(b)} (run_analysis=False)",
+                f"{o / b:.2f}x bare",
+                "≤ 1.05x",
+                o / b <= 1.05,
+                {"ours_s": runs["ours"], "bare_s": runs["bare"], "ratio": o / b},
+                probe=lambda: btb.ours(root, spec),
+            )
+        )
+        self.add(
+            Row(
+                "backtest",
+                "backtest: ours vs bare engine with run_analysis=True (Nautilus default)",
+                secs(o),
+                f"{secs(ba)} (run_analysis=True)",
+                f"{faster(o, ba)} ({o / ba:.2f}x)",
+                "≥ 1.5x faster (stretch)",
+                ba / o >= 1.5,
+                {"ours_s": runs["ours"], "bare_analysis_s": runs["bare+analysis"], "ratio": o / ba},
+                probe=lambda: btb.ours(root, spec),
+            )
+        )
         ref_phases = phases["bare+analysis"]
-        self.add(Row(
-            "backtest", "backtest: where the time goes (best runs)",
-            " · ".join(f"{k} {secs(v)}" for k, v in phases["ours"].items()),
-            "bare+analysis: " + " · ".join(f"{k} {secs(v)}" for k, v in ref_phases.items()),
-            "", "—", None,
-            {"ours": phases["ours"], "bare": phases["bare"], "bare+analysis": ref_phases},
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "backtest",
+                "backtest: where the time goes (best runs)",
+                " · ".join(f"{k} {secs(v)}" for k, v in phases["ours"].items()),
+                "bare+analysis: " + " · ".join(f"{k} {secs(v)}" for k, v in ref_phases.items()),
+                "",
+                "—",
+                None,
+                {"ours": phases["ours"], "bare": phases["bare"], "bare+analysis": ref_phases},
+            )
+        )
 
         mine, ref, plain = last_run["ours"], last_run["bare+analysis"], last_run["bare"]
         ok, text = btb.compare(mine, ref)
@@ -638,23 +741,35 @@ class Bench:
         seq, par = walls[1], walls[2]
         k = len(rows[1])
         first = self.sizes.backtest_range[0]
-        self.add(Row(
-            "sweep",
-            f"sweep: {k} configs (EMA fast {fast} x slow {slow} x end {ends}; {n:,} bars "
-            f"from {first}), scripts/backtest.py -m, joblib n_jobs=2 vs basic launcher, 1 run",
-            secs(par), f"{secs(seq)} (sequential)", f"{par / seq:.3f}x sequential", "≤ 0.6x",
-            par / seq <= 0.6, {"joblib_s": par, "sequential_s": seq, "ratio": par / seq},
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "sweep",
+                f"sweep: {k} configs (EMA fast {fast} x slow {slow} x end {ends}; {n:,} bars "
+                f"from {first}), scripts/backtest.py -m, joblib n_jobs=2 vs basic launcher, 1 run",
+                secs(par),
+                f"{secs(seq)} (sequential)",
+                f"{par / seq:.3f}x sequential",
+                "≤ 0.6x",
+                par / seq <= 0.6,
+                {"joblib_s": par, "sequential_s": seq, "ratio": par / seq},
+            )
+        )
 
         def in_job(r: list[dict[str, str]]) -> float:
             return sum(float(x["duration_s"] or 0) for x in r) / max(1, len(r))
 
-        self.add(Row(
-            "sweep", f"sweep: per job (wall / {k}; mean in-job duration_s in brackets)",
-            f"{secs(par / k)} ({secs(in_job(rows[2]))})",
-            f"{secs(seq / k)} ({secs(in_job(rows[1]))})", "", "—", None,
-            {"joblib_per_job_s": par / k, "sequential_per_job_s": seq / k},
-        ))  # fmt: skip
+        self.add(
+            Row(
+                "sweep",
+                f"sweep: per job (wall / {k}; mean in-job duration_s in brackets)",
+                f"{secs(par / k)} ({secs(in_job(rows[2]))})",
+                f"{secs(seq / k)} ({secs(in_job(rows[1]))})",
+                "",
+                "—",
+                None,
+                {"joblib_per_job_s": par / k, "sequential_per_job_s": seq / k},
+            )
+        )
 
         ok_counts = {j: sum(r.get("status") == "ok" for r in rows[j]) for j in rows}
         pnl_seq, pnl_par = btb.pnl_by_overrides(rows[1]), btb.pnl_by_overrides(rows[2])

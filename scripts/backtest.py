@@ -6,6 +6,8 @@ make sweep SYMBOLS=AAPL,MSFT DATES=2024q1,2024q2 JOBS=2      (Hydra multirun)
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import hydra
@@ -15,6 +17,7 @@ from ntrader import runs
 from ntrader.backtest import (
     BacktestSpec,
     FeeSpec,
+    MissingData,
     StrategySpec,
     VenueSpec,
     analyse,
@@ -26,7 +29,9 @@ from ntrader.backtest import (
 from ntrader.backtest_reports import summarize, write_reports
 from ntrader.catalog import Catalog
 from ntrader.checkup import parse_day
-from ntrader.errors import InputError
+from ntrader.errors import ConnectionFailure, InputError
+from ntrader.fetcher import Fetcher, FetchTarget, fetch_lock
+from ntrader.ibkr_config import ibkr_settings
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 from ntrader.inventory import iso
 from ntrader.performance import daily_equity, risk_metrics
@@ -83,7 +88,13 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     t = ctx.timings
     names = ", ".join(str(b) for b in spec.bar_types)
     with timed(t, "availability+load"):
-        data = check_and_load(catalog, spec)
+        try:
+            data = check_and_load(catalog, spec)
+        except MissingData as missing:
+            if not (cfg.ibkr.auto_fetch and missing.fetchable and missing.complete):
+                raise
+            _auto_fetch(catalog, cfg, missing, ctx)
+            data = check_and_load(catalog, spec)
     for bt, bars in data.bars.items():
         runs.logger.info(
             f"Loaded {len(bars):,} bars of {bt} from catalog, first {iso(bars[0].ts_event)} "
@@ -138,9 +149,51 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     }
 
 
+def _auto_fetch(
+    catalog: Catalog, cfg: DictConfig, missing: MissingData, ctx: runs.RunContext
+) -> None:
+    """Fill what the backtest lacks from IBKR (ibkr.auto_fetch=true), then carry on."""
+    settings = ibkr_settings(cfg)
+    targets = [FetchTarget(bt, a, b) for bt, a, b in missing.fetchable]
+    wanted = ", ".join(f"{bt.instrument_id} {a}..{b}" for bt, a, b in missing.fetchable[:5])
+    runs.logger.info(f"the catalog lacks {wanted}: fetching from IBKR at {settings.endpoint}")
+    t0 = time.perf_counter()
+    try:
+        with fetch_lock(catalog):
+            fetcher = Fetcher(
+                catalog,
+                settings,
+                use_rth=bool(cfg.ibkr.use_rth),
+                chunk_sessions=cfg.ibkr.chunk_sessions,
+            )
+            reports = asyncio.run(fetcher.run(targets))
+    except ConnectionFailure as exc:
+        raise ConnectionFailure(
+            f"{exc.message}; the backtest needs data the catalog lacks:\n  "
+            + str(missing).replace("\n", "\n  "),
+            hint=f"{exc.hint}\n(ibkr.auto_fetch=false turns fetching off)",
+        ) from exc
+    n = sum(r.bars for r in reports)
+    seconds = time.perf_counter() - t0
+    ctx.timings["auto_fetch"] = round(seconds, 3)
+    ctx.counts["fetched_bars"] = n
+    runs.logger.info(
+        f"Fetched {n:,} bars from IBKR in {seconds:.1f} s — saved to the catalog; "
+        "later runs load them from disk"
+    )
+
+
 def _combine(per_venue: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    keys = ("orders", "fills", "positions", "pnl", "commissions", "starting_balance",
-            "ending_balance", "bars")  # fmt: skip
+    keys = (
+        "orders",
+        "fills",
+        "positions",
+        "pnl",
+        "commissions",
+        "starting_balance",
+        "ending_balance",
+        "bars",
+    )
     out: dict[str, Any] = {k: sum((v.get(k) or 0) for v in per_venue.values()) for k in keys}
     start = out["starting_balance"]
     out["return_pct"] = 100.0 * out["pnl"] / start if start else None

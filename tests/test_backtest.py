@@ -32,10 +32,16 @@ def vendor_csv(path: Path, start: dt.date, end: dt.date, seed: int, skip=()) -> 
     f = random_walk_frame(closes, seed=seed)
     opens = pd.DatetimeIndex(closes - MINUTE, tz="UTC").tz_convert("America/New_York")
     keep = ~np.isin(opens.date, list(skip))
-    df = pd.DataFrame({
-        "Date": opens.strftime("%Y-%m-%d %H:%M:%S"), "Open": f.open, "High": f.high, "Low": f.low,
-        "Close": f.close, "Volume": f.volume.astype(int),
-    })[keep]  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "Date": opens.strftime("%Y-%m-%d %H:%M:%S"),
+            "Open": f.open,
+            "High": f.high,
+            "Low": f.low,
+            "Close": f.close,
+            "Volume": f.volume.astype(int),
+        }
+    )[keep]
     df.to_csv(path, index=False, float_format="%.2f")
     return len(df)
 
@@ -51,8 +57,9 @@ def catalog_root(tmp_path_factory) -> Path:
     ]:
         vendor_csv(d / f"{sym}.csv", dt.date(2024, 1, 2), end, seed, skip)
         iid = resolve_instrument_id(sym)
-        import_csv(Catalog(root), d / f"{sym}.csv", iid, bar_type_for(iid, "1-MINUTE-LAST"),
-                   spec=CsvSpec())  # fmt: skip
+        import_csv(
+            Catalog(root), d / f"{sym}.csv", iid, bar_type_for(iid, "1-MINUTE-LAST"), spec=CsvSpec()
+        )
     return root
 
 
@@ -70,8 +77,16 @@ def test_end_to_end_reports_are_consistent(catalog_root, run_script, tmp_path):
     assert (
         res["bars"] == Catalog(catalog_root).availability("AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL").rows
     )
-    for name in ("fills.csv", "positions.csv", "orders.csv", "account.csv", "equity.png",
-                 "tearsheet.html", "backtest.log", ".hydra/config.yaml"):  # fmt: skip
+    for name in (
+        "fills.csv",
+        "positions.csv",
+        "orders.csv",
+        "account.csv",
+        "equity.png",
+        "tearsheet.html",
+        "backtest.log",
+        ".hydra/config.yaml",
+    ):
         assert (run_dir / name).exists(), name
     assert res["fills"] > 10 and res["fills"] == len(csv_rows(run_dir / "fills.csv"))
     assert res["positions"] == len(csv_rows(run_dir / "positions.csv"))
@@ -83,11 +98,21 @@ def test_end_to_end_reports_are_consistent(catalog_root, run_script, tmp_path):
     assert set(s["timings"]) >= {"availability+load", "run", "reports"}
     # reproducible: the saved config alone gives the same numbers
     again = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "backtest.py"), "--config-dir",
-         str(run_dir / ".hydra"), "--config-name", "config", "+hydra=default", "tag=rerun"],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "backtest.py"),
+            "--config-dir",
+            str(run_dir / ".hydra"),
+            "--config-name",
+            "config",
+            "+hydra=default",
+            "tag=rerun",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
         env={"NTRADER_RUNS": str(tmp_path / "rerun"), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
     assert again.returncode == 0, again.stderr
     (rerun_summary,) = (tmp_path / "rerun").rglob("summary.json")
     s2 = json.loads(rerun_summary.read_text())
@@ -101,35 +126,76 @@ def test_missing_instrument_is_exit_1(catalog_root, run_script):
     assert "make fetch SYMBOLS=NVDA.NASDAQ" in r.stderr and "make import CSV=" in r.stderr
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_range_outside_the_data_is_exit_1(catalog_root, run_script):
-    r = run_script("backtest", f"catalog.path={catalog_root}", "symbol=AAPL",
-                   "dates.start=2023-06-01", "dates.end=2023-06-30")  # fmt: skip
+    r = run_script(
+        "backtest",
+        f"catalog.path={catalog_root}",
+        "symbol=AAPL",
+        "dates.start=2023-06-01",
+        "dates.end=2023-06-30",
+        "ibkr.auto_fetch=false",
+    )
     assert r.code == 1
     assert "no 1-MINUTE-LAST bars between 2023-06-01 and 2023-06-30" in r.stderr
     assert "make fetch SYMBOLS=AAPL.NASDAQ START=2023-06-01 END=2023-06-30" in r.stderr
 
 
+def test_ibkr_down_during_auto_fetch_is_exit_3(catalog_root, run_script):
+    port = free_port()  # nothing listens there
+    r = run_script(
+        "backtest", f"catalog.path={catalog_root}", "symbol=MSFT", env={"IBKR_PORT": str(port)}
+    )
+    assert r.code == 3, r.stderr
+    assert f"IBKR is not reachable at 127.0.0.1:{port}" in r.stderr
+    assert "start IB Gateway or TWS" in r.stderr and "make import CSV=" in r.stderr
+    assert "2024-01-17" in r.stderr and "ibkr.auto_fetch=false" in r.stderr
+    s = r.summary()
+    assert s["exit_code"] == 3 and s["error"]["kind"] == "connection error"
+
+
 def test_zero_bars_of_that_bar_type_is_exit_1(catalog_root, run_script):
-    r = run_script("backtest", f"catalog.path={catalog_root}", "symbol=AAPL",
-                   "bars.spec=5-MINUTE-LAST")  # fmt: skip
+    r = run_script(
+        "backtest", f"catalog.path={catalog_root}", "symbol=AAPL", "bars.spec=5-MINUTE-LAST"
+    )
     assert r.code == 1 and "AAPL.NASDAQ: no 5-MINUTE-LAST bars in catalog" in r.stderr
 
 
 def test_missing_sessions_are_listed_with_commands(catalog_root, run_script):
-    r = run_script("backtest", f"catalog.path={catalog_root}", "symbol=MSFT")
+    r = run_script(
+        "backtest", f"catalog.path={catalog_root}", "symbol=MSFT", "ibkr.auto_fetch=false"
+    )
     assert r.code == 1
     assert "MSFT.NASDAQ: 1 of 21 sessions missing: 2024-01-17 (1 session)" in r.stderr
     assert "make fetch SYMBOLS=MSFT.NASDAQ START=2024-01-17 END=2024-01-17" in r.stderr
-    ok = run_script("backtest", f"catalog.path={catalog_root}", "symbol=MSFT",
-                    "data.allow_missing_sessions=true", "reports.tearsheet=false")  # fmt: skip
+    ok = run_script(
+        "backtest",
+        f"catalog.path={catalog_root}",
+        "symbol=MSFT",
+        "data.allow_missing_sessions=true",
+        "reports.tearsheet=false",
+    )
     assert ok.code == 0, ok.stderr
     assert "running anyway" in ok.stderr
 
 
 def test_custom_strategy_from_config(catalog_root, run_script):
-    r = run_script("backtest", f"catalog.path={catalog_root}", "symbol=AAPL",
-                   "strategy=opening_range", "dates=2024q1", "dates.end=2024-02-29",
-                   "reports.tearsheet=false")  # fmt: skip
+    r = run_script(
+        "backtest",
+        f"catalog.path={catalog_root}",
+        "symbol=AAPL",
+        "strategy=opening_range",
+        "dates=2024q1",
+        "dates.end=2024-02-29",
+        "reports.tearsheet=false",
+    )
     assert r.code == 0, r.stderr
     s = r.summary()
     assert s["strategy"]["path"] == "ntrader.strategies.opening_range:OpeningRange"
@@ -137,15 +203,27 @@ def test_custom_strategy_from_config(catalog_root, run_script):
 
 
 def test_bad_strategy_params_are_input_errors(catalog_root, run_script):
-    r = run_script("backtest", f"catalog.path={catalog_root}", "symbol=AAPL",
-                   "+strategy.params.no_such_param=1")  # fmt: skip
+    r = run_script(
+        "backtest",
+        f"catalog.path={catalog_root}",
+        "symbol=AAPL",
+        "+strategy.params.no_such_param=1",
+    )
     assert r.code == 2 and "strategy config" in r.stderr and "no_such_param" in r.stderr
 
 
 def test_sweep_2x2_with_summary(catalog_root, run_script, tmp_path):
-    r = run_script("backtest", "-m", f"catalog.path={catalog_root}", "symbol=AAPL",
-                   "strategy.params.fast_ema_period=5,10", "dates.end=2024-01-31,2024-02-29",
-                   "reports.tearsheet=false", "reports.equity_png=false", timeout=600)  # fmt: skip
+    r = run_script(
+        "backtest",
+        "-m",
+        f"catalog.path={catalog_root}",
+        "symbol=AAPL",
+        "strategy.params.fast_ema_period=5,10",
+        "dates.end=2024-01-31,2024-02-29",
+        "reports.tearsheet=false",
+        "reports.equity_png=false",
+        timeout=600,
+    )
     assert r.code == 0, r.stderr
     (root,) = list((tmp_path / "runs" / "backtest" / "multirun").iterdir())
     jobs = sorted(d for d in root.iterdir() if d.is_dir() and d.name.isdigit())
@@ -162,9 +240,16 @@ def test_sweep_2x2_with_summary(catalog_root, run_script, tmp_path):
 
 
 def test_sweep_with_a_failing_job(catalog_root, run_script, tmp_path):
-    r = run_script("backtest", "-m", f"catalog.path={catalog_root}", "symbol=AAPL,NVDA",
-                   "dates.end=2024-02-29", "reports.tearsheet=false", "reports.equity_png=false",
-                   timeout=600)  # fmt: skip
+    r = run_script(
+        "backtest",
+        "-m",
+        f"catalog.path={catalog_root}",
+        "symbol=AAPL,NVDA",
+        "dates.end=2024-02-29",
+        "reports.tearsheet=false",
+        "reports.equity_png=false",
+        timeout=600,
+    )
     (root,) = list((tmp_path / "runs" / "backtest" / "multirun").iterdir())
     rows = csv_rows(root / "sweep_summary.csv")
     (ok,) = [r for r in rows if "symbol=AAPL" in r["overrides"].split()]
@@ -177,10 +262,19 @@ def test_sweep_with_a_failing_job(catalog_root, run_script, tmp_path):
 
 
 def test_parallel_sweep_through_the_joblib_launcher(catalog_root, run_script, tmp_path):
-    r = run_script("backtest", "-m", f"catalog.path={catalog_root}", "symbol=AAPL",
-                   "strategy.params.fast_ema_period=5,10", "dates.end=2024-01-31",
-                   "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                   "reports.tearsheet=false", "reports.equity_png=false", timeout=600)  # fmt: skip
+    r = run_script(
+        "backtest",
+        "-m",
+        f"catalog.path={catalog_root}",
+        "symbol=AAPL",
+        "strategy.params.fast_ema_period=5,10",
+        "dates.end=2024-01-31",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "reports.tearsheet=false",
+        "reports.equity_png=false",
+        timeout=600,
+    )
     assert r.code == 0, r.stderr
     (root,) = list((tmp_path / "runs" / "backtest" / "multirun").iterdir())
     rows = csv_rows(root / "sweep_summary.csv")

@@ -27,10 +27,24 @@ from tests.backtest_fixtures import make_catalog, run_engine
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CSVS = ("fills", "positions", "orders", "account")
 SUMMARY_KEYS = {
-    "currency", "bars", "orders", "fills", "positions", "starting_balance", "ending_balance",
-    "pnl", "return_pct", "sharpe", "sortino", "max_drawdown_pct", "win_rate", "profit_factor",
-    "expectancy", "commissions", "nautilus_stats",
-}  # fmt: skip
+    "currency",
+    "bars",
+    "orders",
+    "fills",
+    "positions",
+    "starting_balance",
+    "ending_balance",
+    "pnl",
+    "return_pct",
+    "sharpe",
+    "sortino",
+    "max_drawdown_pct",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "commissions",
+    "nautilus_stats",
+}
 COMMISSION = 1.25  # USD per order
 
 

@@ -28,8 +28,13 @@ def test_risk_metrics_by_hand():
 
 
 def test_position_path_netting_semantics():
-    fills = [Fill(1, "X", 100, 10.0), Fill(2, "X", 100, 12.0), Fill(3, "X", -50, 13.0),
-             Fill(4, "X", -250, 9.0), Fill(5, "X", 100, 8.0)]  # fmt: skip
+    fills = [
+        Fill(1, "X", 100, 10.0),
+        Fill(2, "X", 100, 12.0),
+        Fill(3, "X", -50, 13.0),
+        Fill(4, "X", -250, 9.0),
+        Fill(5, "X", 100, 8.0),
+    ]
     t, q, avg = _position_path(fills, margin=True)
     assert t.tolist() == [1, 2, 3, 4, 5]
     assert q.tolist() == [100, 200, 150, -100, 0]
@@ -37,8 +42,9 @@ def test_position_path_netting_semantics():
 
 
 def test_session_closes_take_each_sessions_last_bar():
-    ts = pd.DatetimeIndex(["2024-01-02 20:59", "2024-01-02 21:00", "2024-01-03 14:31",
-                           "2024-01-03 21:00"], tz="UTC").asi8  # fmt: skip
+    ts = pd.DatetimeIndex(
+        ["2024-01-02 20:59", "2024-01-02 21:00", "2024-01-03 14:31", "2024-01-03 21:00"], tz="UTC"
+    ).asi8
     t, c = session_closes(ts, np.array([1.0, 2.0, 3.0, 4.0]), "America/New_York")
     assert t.tolist() == [ts[1], ts[3]] and c.tolist() == [2.0, 4.0]
 

@@ -28,6 +28,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Money
 from nautilus_trader.trading.config import ImportableStrategyConfig, StrategyFactory
 
+from ntrader import nodata
 from ntrader.catalog import Catalog
 from ntrader.checkup import fill_command
 from ntrader.errors import DataError, InputError, SystemFailure
@@ -41,7 +42,7 @@ from ntrader.fees import IbkrFixedFeeModel
 from ntrader.gaps import find_gaps
 from ntrader.instruments import bar_step
 from ntrader.inventory import iso
-from ntrader.sessions import calendar_for_venue, calendar_timezone
+from ntrader.sessions import calendar_for_venue, calendar_timezone, sessions_between
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
     tz = "America/New_York"
     problems: list[str] = []
     commands: list[str] = []
+    fetchable: list[tuple[BarType, dt.date, dt.date]] = []
+    all_fetchable = True  # False once a problem has no date range IBKR could be asked for
     for bt in spec.bar_types:
         iid = bt.instrument_id
         spec_str = str(bt.spec)
@@ -137,6 +140,10 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
             e = spec.end or "YYYY-MM-DD"
             commands.append(f"make fetch SYMBOLS={iid} START={s} END={e} BAR={spec_str}")
             commands.append(f"make import CSV=<file> SYMBOL={iid} BAR={spec_str}")
+            if spec.start and spec.end:
+                fetchable.append((bt, spec.start, spec.end))
+            else:
+                all_fetchable = False
             continue
         cal = spec.calendar or calendar_for_venue(iid.venue.value)
         tz = calendar_timezone(cal)
@@ -153,38 +160,75 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
             )
             if spec.start and spec.end:
                 commands.append(fill_command(str(iid), spec.start, spec.end, spec_str))
+                fetchable.append((bt, spec.start, spec.end))
+            else:
+                all_fetchable = False
             continue
         gaps = find_gaps(
-            frame.ts_event, calendar=cal, step_ns=step.interval_ns, daily=step.daily,
-            start=spec.start, end=spec.end,
-        )  # fmt: skip
+            frame.ts_event,
+            calendar=cal,
+            step_ns=step.interval_ns,
+            daily=step.daily,
+            start=spec.start,
+            end=spec.end,
+        )
         ranges[str(bt)] = (gaps.start or spec.start, gaps.end or spec.end)  # type: ignore[assignment]
-        if gaps.missing_sessions:
-            listed = ", ".join(str(r) for r in gaps.missing_sessions[:10])
-            more = len(gaps.missing_sessions) - 10
-            msg = f"{iid}: {gaps.sessions_missing} of {gaps.sessions_expected} sessions missing: "
+        known_empty = nodata.load(catalog, str(bt))  # IBKR said "no data" for these
+        missing = [
+            r
+            for r in gaps.missing_sessions
+            if not set(sessions_between(cal, r.first, r.last).date_list()) <= known_empty
+        ]
+        if len(missing) < len(gaps.missing_sessions):
+            logger.warning(
+                f"{iid}: {len(gaps.missing_sessions) - len(missing)} missing session range(s) "
+                "have no data at IBKR (recorded by an earlier fetch): running without them"
+            )
+        if missing:
+            listed = ", ".join(str(r) for r in missing[:10])
+            more = len(missing) - 10
+            n_missing = sum(r.sessions for r in missing)
+            msg = f"{iid}: {n_missing} of {gaps.sessions_expected} sessions missing: "
             msg += listed + (f" … and {more} more ranges" if more > 0 else "")
             if spec.allow_missing_sessions:
                 logger.warning(msg + " (data.allow_missing_sessions=true: running anyway)")
             else:
                 problems.append(msg)
-                commands += [
-                    fill_command(str(iid), r.first, r.last, spec_str) for r in gaps.missing_sessions
-                ]
+                commands += [fill_command(str(iid), r.first, r.last, spec_str) for r in missing]
+                fetchable += [(bt, r.first, r.last) for r in missing]
         if not problems:
             instruments[iid] = inst
             bars[bt] = catalog.read_bars(bt, lo, hi)
             closes[str(iid)] = (frame.ts_event, frame.close)
     if problems:
         unique_cmds = list(dict.fromkeys(commands))
-        raise DataError(
+        raise MissingData(
             "cannot backtest:\n  " + "\n  ".join(problems),
             hint="fill the data first:\n  "
             + "\n  ".join(unique_cmds[:20])
             + (f"\n  … {len(unique_cmds) - 20} more" if len(unique_cmds) > 20 else "")
             + "\n(or data.allow_missing_sessions=true to run over the holes)",
+            fetchable=fetchable,
+            complete=all_fetchable,
         )
     return LoadedData(instruments, bars, ranges, closes, tz)
+
+
+class MissingData(DataError):
+    """The catalog lacks data a backtest needs; ``fetchable`` lists (bar type, first, last)
+    session ranges IBKR could fill, ``complete`` whether they cover every problem."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        fetchable: list[tuple[BarType, dt.date, dt.date]],
+        complete: bool,
+    ) -> None:
+        super().__init__(message, hint)
+        self.fetchable = fetchable
+        self.complete = complete
 
 
 def _enum(enum: Any, value: str, what: str) -> Any:

@@ -35,12 +35,17 @@ class Fill:
 def venue_fills(engine: BacktestEngine, venue: Venue) -> list[Fill]:
     """Every fill at ``venue``, in time order."""
     out = [
-        Fill(int(e.ts_event), str(e.instrument_id),
-             (1.0 if e.order_side == OrderSide.BUY else -1.0) * e.last_qty.as_double(),
-             e.last_px.as_double())
-        for o in engine.cache.orders() if o.instrument_id.venue == venue
-        for e in o.events if isinstance(e, OrderFilled)
-    ]  # fmt: skip
+        Fill(
+            int(e.ts_event),
+            str(e.instrument_id),
+            (1.0 if e.order_side == OrderSide.BUY else -1.0) * e.last_qty.as_double(),
+            e.last_px.as_double(),
+        )
+        for o in engine.cache.orders()
+        if o.instrument_id.venue == venue
+        for e in o.events
+        if isinstance(e, OrderFilled)
+    ]
     out.sort(key=lambda f: f.ts)
     return out
 
@@ -93,9 +98,11 @@ def daily_equity(
     states = sorted(account.events, key=lambda s: s.ts_event)
     st_t = np.asarray([s.ts_event for s in states], np.int64)
     st_v = np.asarray(
-        [next((b.total.as_double() for b in s.balances if b.currency == currency), np.nan)
-         for s in states]
-    )  # fmt: skip
+        [
+            next((b.total.as_double() for b in s.balances if b.currency == currency), np.nan)
+            for s in states
+        ]
+    )
     marks = {iid: session_closes(ts, px, tz) for iid, (ts, px) in closes.items()}
     when = np.unique(np.concatenate([t for t, _ in marks.values()] or [np.empty(0, np.int64)]))
     if not len(when):

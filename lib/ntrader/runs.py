@@ -51,6 +51,14 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("unique_dir", _unique_run_dir)
     if not OmegaConf.has_resolver("suffix"):
         OmegaConf.register_new_resolver("suffix", lambda x: f"_{x}" if x else "")
+    if not OmegaConf.has_resolver("last_session"):
+        OmegaConf.register_new_resolver("last_session", _last_session, use_cache=True)
+
+
+def _last_session(calendar: str = "XNYS") -> str:
+    from ntrader.sessions import last_completed_session
+
+    return str(last_completed_session(calendar))
 
 
 register_resolvers()

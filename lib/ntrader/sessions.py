@@ -329,3 +329,16 @@ def local_dates(ts_ns: np.ndarray, tz: str) -> np.ndarray:
 def bar_session_date(ts_event_ns: int, tz: str = "America/New_York") -> dt.date:
     """The session date of one bar: the local date of ``ts_event - 1 ns``."""
     return pd.Timestamp(int(ts_event_ns) - 1, tz="UTC").tz_convert(tz).date()
+
+
+def last_completed_session(calendar: str = "XNYS", now: dt.datetime | None = None) -> dt.date:
+    """The most recent session whose regular close is at or before ``now`` (default: now)."""
+    now_ts = pd.Timestamp(now if now is not None else dt.datetime.now(dt.UTC))
+    if now_ts.tzinfo is None:
+        now_ts = now_ts.tz_localize("UTC")
+    today = now_ts.tz_convert(calendar_timezone(calendar)).date()
+    s = sessions_between(calendar, today - dt.timedelta(days=14), today)
+    done = s.close_ns <= now_ts.value
+    if not done.any():
+        raise InputError(f"no completed {calendar} session in the 14 days before {today}")
+    return s.date_list()[int(np.flatnonzero(done)[-1])]

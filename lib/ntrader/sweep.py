@@ -18,9 +18,23 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 COLUMNS = (
-    "job", "overrides", "status", "exit_code", "return_pct", "pnl", "sharpe", "max_drawdown_pct",
-    "win_rate", "orders", "fills", "positions", "bars", "duration_s", "error", "run_dir",
-)  # fmt: skip
+    "job",
+    "overrides",
+    "status",
+    "exit_code",
+    "return_pct",
+    "pnl",
+    "sharpe",
+    "max_drawdown_pct",
+    "win_rate",
+    "orders",
+    "fills",
+    "positions",
+    "bars",
+    "duration_s",
+    "error",
+    "run_dir",
+)
 
 
 def _job_row(job_dir: Path) -> dict[str, Any]:
