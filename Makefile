@@ -17,7 +17,7 @@ COMMON = $(call opt,catalog.path,$(CATALOG)) $(call opt,bars.spec,$(BAR)) $(ARGS
 # Run a script; GNU make exits 2 on ANY failed recipe, so name the script's own exit code.
 run = $(PY) scripts/$(1).py $(2) || { rc=$$?; echo "scripts/$(1).py exited with code $$rc (README: Exit codes)" >&2; exit $$rc; }
 
-.PHONY: help setup test test-all lint format bench import scan check fetch sim demo backtest sweep rerun clean-runs
+.PHONY: help setup test test-all lint format bench import scan check fetch sim demo backtest sweep rerun migrate clean-runs
 
 help: ## Show this help (the default goal)
 	@echo "ntrader — make TARGET [VAR=value …]   (every target also takes CATALOG=dir ARGS=\"hydra overrides\")"
@@ -101,6 +101,10 @@ sweep: $(STAMP) ## Hydra multirun over symbols x dates x params: make sweep SYMB
 rerun: $(STAMP) ## Re-run a backtest from its run folder's saved config: make rerun RUN=runs/backtest/2024-05-01_10-00-00
 	@test -n "$(RUN)" && test -f "$(RUN)/.hydra/config.yaml" || { echo "usage: make rerun RUN=runs/backtest/<stamp>  (a folder holding .hydra/config.yaml)"; exit 2; }
 	@$(call run,backtest,--config-dir "$(abspath $(RUN))/.hydra" --config-name config +hydra=default tag=rerun $(ARGS))
+
+migrate: $(STAMP) ## Legacy PostgreSQL market_data -> catalog: make migrate DSN=postgresql://user:pass@host/db [SYMBOLS=AAPL,MSFT] [BAR=1-MINUTE-LAST] [MODE=skip]
+	@test -n "$(DSN)$$DATABASE_URL" || { echo "usage: make migrate DSN=postgresql://user:pass@host:5432/db [SYMBOLS=AAPL,MSFT]  (or export DATABASE_URL)"; exit 2; }
+	@DATABASE_URL="$(or $(DSN),$$DATABASE_URL)" $(call run,migrate,$(if $(or $(SYMBOLS),$(SYMBOL)),'symbols=[$(or $(SYMBOLS),$(SYMBOL))]') $(call opt,mode,$(MODE)) $(COMMON))
 
 clean-runs: ## Delete run folders older than DAYS (default 30): make clean-runs DAYS=7
 	@find runs -mindepth 2 -maxdepth 2 -type d -mtime +$(or $(DAYS),30) -print -exec rm -rf {} + 2>/dev/null || true

@@ -2,7 +2,7 @@
 
     python bench/run.py                      # everything (~5 min on 2 cores)
     python bench/run.py --only import,load   # a selection of: import, load, scan, check,
-                                             #   backtest, sweep
+                                             #   backtest, sweep, fetch
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
 
@@ -46,6 +46,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
 import backtest_bench as btb
+import fetch_bench as fb
 import gen
 from ntrader.bar_codec import table_to_frame
 from ntrader.barframe import BarFrame
@@ -59,7 +60,7 @@ from ntrader.sessions import clear_calendar_cache
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 PY = sys.executable
-BENCHES = ("import", "load", "scan", "check", "backtest", "sweep")
+BENCHES = ("import", "load", "scan", "check", "backtest", "sweep", "fetch")
 MINUTE_NS = 60_000_000_000
 STARTUP = "scripts/scan.py format=json on an empty catalog"
 
@@ -138,6 +139,11 @@ def faster(ours: float, reference: float) -> str:
     return f"{r:.1f}x faster" if r >= 1 else f"{1 / r:.1f}x slower"
 
 
+def clock_time(t: float) -> str:
+    """A simulated duration: seconds below a minute, else minutes."""
+    return f"{t:.1f} s" if t < 60 else f"{t / 60:.1f} min"
+
+
 def per_s(n: float) -> str:
     return f"{n:,.0f} rows/s"
 
@@ -173,6 +179,7 @@ class Sizes:
     check_drop_runs: int
     backtest_range: tuple[dt.date, dt.date]  # the one-symbol catalog of backtest and sweep
     sweep_ends: tuple[dt.date, dt.date]  # dates.end of the sweep (x 2 fast x 2 slow EMAs)
+    fetch_range: tuple[dt.date, dt.date]  # RTH 1-min bars of one symbol from the TWS simulator
 
 
 FULL = Sizes(
@@ -184,6 +191,7 @@ FULL = Sizes(
     check_drop_runs=12,
     backtest_range=(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),  # 252 sessions, 97,740 bars
     sweep_ends=(dt.date(2024, 6, 28), dt.date(2024, 12, 31)),
+    fetch_range=(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),  # 252 sessions
 )
 QUICK = Sizes(
     import_days=14,
@@ -194,6 +202,7 @@ QUICK = Sizes(
     check_drop_runs=4,
     backtest_range=(dt.date(2024, 1, 1), dt.date(2024, 2, 29)),
     sweep_ends=(dt.date(2024, 1, 31), dt.date(2024, 2, 29)),
+    fetch_range=(dt.date(2024, 1, 1), dt.date(2024, 3, 31)),  # 61 sessions: one 10-min wait
 )
 
 
@@ -780,6 +789,86 @@ class Bench:
             f"joblib {ok_counts[2]}/{len(rows[2])}; pnl identical per override set: {same} "
             f"({len(set(pnl_seq.values()))} distinct pnls)",
         )
+
+    # -------------------------------------------------------------------------------- fetch
+    def bench_fetch(self) -> None:
+        """Fetcher vs TWS simulator with IB's pacing, both on one FakeClock loop (fetch_bench)."""
+        first, last = self.sizes.fetch_range
+        symbol = "AAPL"
+        span = f"{first.year}" if (first.month, last.month) == (1, 12) else f"{first}..{last}"
+        progress("fetch: warming up on one week (simulator + fetcher on a simulated clock)")
+        fb.fetch(self.fresh_dir("fetch-warm"), dt.date(2024, 1, 2), dt.date(2024, 1, 8))
+        for chunk in (None, 5):
+            root = self.fresh_dir("fetch")
+            progress(f"fetch: {span} RTH 1-min {symbol}, chunk_sessions={chunk}, 1 run")
+            run = fb.fetch(root, first, last, symbol=symbol, chunk_sessions=chunk)
+            n = run.chunk_sessions
+            label = f"{n} session{'s' if n > 1 else ''}/request"
+            label += ", default" if chunk is None else ""
+            what = f"{span} RTH 1-min {symbol} ({run.sessions} sessions), {label}"
+            data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(run).items()}
+
+            def probe(chunk: int | None = chunk) -> Any:
+                return fb.fetch(self.fresh_dir("probe-fetch"), first, last, chunk_sessions=chunk)
+
+            self.add(
+                Row(
+                    "fetch",
+                    f"fetch: requests made (received by the simulator, retries included), {what}",
+                    f"{run.server_requests}",
+                    f"{run.optimal} (optimal)",
+                    f"{run.server_requests / max(1, run.optimal):.2f}x optimal",
+                    "= optimal",
+                    run.server_requests == run.optimal,
+                    data,
+                    probe=probe,
+                )
+            )
+            self.add(
+                Row(
+                    "fetch",
+                    f"fetch: pacing violations, simulator 162s · guard-history audit, {label}",
+                    f"{run.server_pacing} · {run.guard_violations}",
+                    f"{run.server_requests} requests checked on the simulated clock",
+                    "",
+                    "0 · 0",
+                    run.server_pacing == 0 and run.guard_violations == 0,
+                    {"server_pacing": run.server_pacing, "guard": run.guard_violations},
+                    probe=probe,
+                )
+            )
+            bound = fb.pacing_bound_s(run.server_requests)
+            self.add(
+                Row(
+                    "fetch",
+                    f"fetch: implied wall time at IB's limits (simulated clock), {label}",
+                    f"{clock_time(run.simulated_s)} simulated ({secs(run.real_s)} real, 1 run)",
+                    f"{clock_time(bound)} (pacing lower bound, 0-latency answers)",
+                    f"{run.simulated_s / bound:.3f}x bound" if bound else "",
+                    "—",
+                    None,
+                    {"simulated_s": run.simulated_s, "real_s": run.real_s, "bound_s": bound},
+                )
+            )
+            ok, text = fb.compare_with_truth(run)
+            self.results.check(ok, f"fetch ({label}): {text}")
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(run.server_outcomes.items()))
+            self.results.check(
+                run.requests == run.server_requests == run.guard_sends
+                and run.server_outcomes == {"ok": run.requests}
+                and run.retries == 0
+                and run.sessions_fetched == run.sessions,
+                f"fetch ({label}): fetcher {run.requests} requests = simulator received "
+                f"{run.server_requests} ({outcomes}) = guard sends {run.guard_sends}; retries "
+                f"{run.retries}; sessions fetched {run.sessions_fetched}/{run.sessions}; "
+                f"{run.bars:,} bars; loop: {run.jumps} time jumps, {run.settled} deferred for "
+                "late socket data",
+            )
+            if chunk is None:
+                again = fb.rerun_requests(run)
+                self.results.check(
+                    again == 0, f"fetch: a rerun over the filled catalog made {again} requests"
+                )
 
     # -------------------------------------------------------------------------------- profile
     def profile_missed(self, top: int) -> None:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import hydra
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ntrader import runs
@@ -125,7 +126,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
                 tearsheet=bool(cfg.reports.tearsheet),
                 equity_png=bool(cfg.reports.equity_png),
                 title=f"{spec.strategy.path.rsplit(':', 1)[-1]} · {names}",
-                equity=curves[venues[0]],
+                equity=_with_start(curves[venues[0]], per_venue[str(venues[0])], data),
             )
         runs.logger.info(f"reports: {', '.join(sorted(files))} ({t['reports']:.2f} s)")
     finally:
@@ -181,6 +182,16 @@ def _auto_fetch(
         f"Fetched {n:,} bars from IBKR in {seconds:.1f} s — saved to the catalog; "
         "later runs load them from disk"
     )
+
+
+def _with_start(curve: pd.Series, summary: dict[str, Any], data: Any) -> pd.Series:
+    """The daily curve with the starting balance at the first bar's open, for the plot."""
+    firsts = [int(ts[0]) for ts, _ in data.closes.values() if len(ts)]
+    if curve.empty or not firsts:
+        return curve
+    t0 = pd.Timestamp(min(firsts) - 60_000_000_000, tz="UTC")
+    head = pd.Series([float(summary["starting_balance"])], index=[t0], name=curve.name)
+    return pd.concat([head, curve])
 
 
 def _combine(per_venue: dict[str, dict[str, Any]]) -> dict[str, Any]:

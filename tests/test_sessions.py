@@ -181,3 +181,34 @@ def test_expected_closes_five_minutes_hourly_and_extended() -> None:
     assert ext.size == 780 + 960  # 04:01..17:00, 04:01..20:00
     assert ext[0] == ny("2024-11-29", "04:01") and ext[779] == ny("2024-11-29", "17:00")
     assert ext[780] == ny("2024-12-02", "04:01") and ext[-1] == ny("2024-12-02", "20:00")
+
+
+def test_last_completed_session_respects_closes_weekends_and_holidays():
+    from ntrader.sessions import last_completed_session
+
+    def at(text: str) -> dt.datetime:
+        return pd.Timestamp(text, tz="America/New_York").to_pydatetime()
+
+    assert last_completed_session("XNYS", at("2024-07-03 12:00")) == dt.date(2024, 7, 2)
+    assert last_completed_session("XNYS", at("2024-07-03 13:00")) == dt.date(2024, 7, 3)  # early
+    assert last_completed_session("XNYS", at("2024-07-05 09:00")) == dt.date(2024, 7, 3)  # 4th
+    assert last_completed_session("XNYS", at("2024-06-03 08:00")) == dt.date(2024, 5, 31)  # Mon
+    assert last_completed_session("XNYS", at("2024-05-31 16:00")) == dt.date(2024, 5, 31)
+
+
+def test_last_session_dates_group_resolves_in_the_fetch_config():
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "fetch.py"), "--cfg", "job", "--resolve"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    from ntrader.sessions import last_completed_session
+
+    assert f"start: '{last_completed_session('XNYS')}'" in out.stdout

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ntrader.errors import INPUT_ERROR, InputError, NtraderError, exit_code_for
+from ntrader.secrets import redact, scrub_files
 
 _RUN_DIRS: dict[str, str] = {}
 _JOB_STARTED = False
@@ -94,7 +95,8 @@ def _tagged(prefix: str) -> Callable[[Any], str]:
 
     def fmt(record: Any) -> str:
         rid = record["extra"].get("run_id", "-")
-        record["extra"]["lines"] = record["message"].replace("\n", f"\n    [{rid}] ")
+        message = redact(record["message"])
+        record["extra"]["lines"] = message.replace("\n", f"\n    [{rid}] ")
         return prefix + "{extra[lines]}\n{exception}"
 
     return fmt
@@ -105,7 +107,7 @@ def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") 
     logger.configure(extra={"run_id": run_id})
     tty = stderr_is_tty()
     if tty:
-        console: Any = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+        console: Any = _tagged("<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> ")
     else:  # cron / CI: concurrent runs share one log stream
         console = _tagged("{time:YYYY-MM-DD HH:mm:ss} {level: <7} [{extra[run_id]}] ")
     logger.add(sys.stderr, level=level.upper(), format=console, colorize=tty)
@@ -118,7 +120,7 @@ def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n")
     os.replace(tmp, path)
 
 
@@ -137,6 +139,9 @@ def run_task(
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    scrub_files(run_dir / ".hydra")  # a DSN with a password given as an override
+    if hc.mode != RunMode.RUN:
+        scrub_files(run_dir.parent, "multirun.yaml")
     run_id = f"{script}/{run_dir.name}"
     if hc.mode != RunMode.RUN:  # multirun job folders are numbers under the sweep folder
         run_id = f"{script}/{run_dir.parent.name}/{run_dir.name}"

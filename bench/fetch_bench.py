@@ -1,0 +1,229 @@
+"""The fetch benchmark of ``bench/run.py``: IB pacing on a simulated clock, against the simulator.
+
+:func:`fetch` runs the TWS simulator (``Faults(pacing=True)``, IB's historical-data pacing rules
+enforced on ``clock=fake.now``) and the project's :class:`~ntrader.fetcher.Fetcher` (real ib_async
+client, its :class:`~ntrader.pacing.PacingGuard` on the same :class:`~ntrader.pacing.FakeClock`)
+on ONE event loop whose time is that fake clock, talking over real loopback sockets. Whenever
+every task waits, the loop jumps to the next timer, so the guard's 10-minute waits cost nothing
+and the fake clock at the end is the wall time the fetch would take against IB's real limits
+(IB's own answer latency excluded: the simulator answers at once).
+
+The loop is ``FakeClock.run``'s, with one guard added (:class:`_SettlingSelector`): before
+jumping, it polls the sockets again for up to ``SETTLE_S`` of real time, so a loopback send whose
+delivery the kernel deferred (softirq under load) is read instead of being overtaken by a time
+jump (which would fire ib_async's request timeout). ``FetchRun.settled`` counts how often that
+mattered: 0 in every run so far (2 cpus, load ~2-3), and the plain ``FakeClock.run`` gave the same
+requests, retries (0) and simulated time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import selectors
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ntrader.catalog import Catalog
+from ntrader.fetch_plan import default_chunk_sessions, ib_bar_size, optimal_request_count
+from ntrader.fetcher import Fetcher, FetchTarget, missing_sessions
+from ntrader.ibkr import IbkrSettings
+from ntrader.instruments import bar_type_for, resolve_instrument_id
+from ntrader.pacing import (
+    FakeClock,
+    PacingGuard,
+    PacingRules,
+    _VirtualSelector,  # private: the bench extends FakeClock.run's loop (see module docstring)
+    _VirtualTimeLoop,
+    count_violations,
+)
+from ntrader.sessions import calendar_for_venue
+from ntrader.tws_sim import Faults, TwsSimulator, ground_truth
+
+SPEC = "1-MINUTE-LAST"
+SETTLE_S = 0.001  # real seconds the loop re-polls the sockets before each time jump
+MINUTE_NS = 60_000_000_000
+
+
+class _SettlingSelector(_VirtualSelector):
+    """``FakeClock.run``'s selector, re-polling the sockets (real time) before a time jump."""
+
+    def __init__(self, clock: FakeClock, settle_s: float) -> None:
+        super().__init__(clock)
+        self.settle_s = settle_s
+        self.jumps = 0  # times the clock jumped (every task waited)
+        self.settled = 0  # ... would have jumped, but a socket became ready while settling
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._inner.select(0)
+        if ready or timeout == 0:
+            return ready
+        deadline = time.monotonic() + (1.0 if timeout is None else self.settle_s)
+        while True:  # nothing ready: wait for in-flight loopback data before moving time
+            ready = self._inner.select(self.settle_s)
+            if ready:
+                self.settled += 1
+                return ready
+            if time.monotonic() >= deadline:
+                break
+        if timeout is None:
+            raise RuntimeError("FakeClock loop deadlock: every task waits and no timer is due")
+        self.jumps += 1
+        self._clock.advance(timeout)
+        return []
+
+
+class _SettlingLoop(_VirtualTimeLoop):
+    """``FakeClock.run``'s loop (its ``time()`` is the fake clock) with a settling selector."""
+
+    def __init__(self, clock: FakeClock, settle_s: float = SETTLE_S) -> None:
+        self.clock = clock
+        self.selector = _SettlingSelector(clock, settle_s)
+        asyncio.SelectorEventLoop.__init__(self, self.selector)
+
+
+@dataclass
+class FetchRun:
+    """One fetch of ``symbol`` over ``start..end`` into a fresh catalog, and what it did."""
+
+    symbol: str
+    start: dt.date
+    end: dt.date
+    chunk_sessions: int
+    sessions: int  # missing before the fetch (all of them: empty catalog)
+    optimal: int  # optimal_request_count for the chunk size
+    requests: int  # the fetcher's report
+    retries: int
+    bars: int
+    sessions_fetched: int
+    server_requests: int  # historical requests the simulator received
+    server_outcomes: dict[str, int]
+    server_pacing: int  # of them answered 162 "pacing violation"
+    guard_sends: int
+    guard_violations: int  # count_violations(guard.history, IB's rules, no safety margin)
+    guard_waited_s: float
+    simulated_s: float  # fake clock from Fetcher.run's start to its end
+    real_s: float  # perf_counter over the same span
+    jumps: int
+    settled: int
+    root: Path
+    bar_type: str
+
+
+def fetch(
+    root: Path,
+    start: dt.date,
+    end: dt.date,
+    *,
+    symbol: str = "AAPL",
+    chunk_sessions: int | None = None,
+    client_id: int = 17,
+) -> FetchRun:
+    """Fetch ``symbol``'s RTH 1-minute bars over ``start..end`` from a fresh simulator."""
+    iid = resolve_instrument_id(f"{symbol}.NASDAQ")
+    bar_type = bar_type_for(iid, SPEC)
+    catalog = Catalog(root)
+    target = FetchTarget(bar_type, start, end)
+    calendar = calendar_for_venue(iid.venue.value)
+    missing = missing_sessions(catalog, target, calendar)
+    chunk = chunk_sessions or default_chunk_sessions(ib_bar_size(SPEC))
+    optimal = optimal_request_count(missing, calendar=calendar, chunk_sessions=chunk)
+
+    fake = FakeClock(0.0)
+    loop = _SettlingLoop(fake)
+    guard = PacingGuard(fake)
+    sim = TwsSimulator("127.0.0.1", 0, Faults(pacing=True), clock=fake.now)
+    spans: dict[str, float] = {}
+
+    async def main() -> list:
+        await sim.start()
+        try:
+            fetcher = Fetcher(
+                catalog,
+                IbkrSettings(port=sim.port, client_id=client_id),
+                chunk_sessions=chunk_sessions,
+                clock=fake,
+                guard=guard,
+                show_progress=False,
+            )
+            t0, f0 = time.perf_counter(), fake.now()
+            reports = await fetcher.run([target])
+            spans["real"], spans["simulated"] = time.perf_counter() - t0, fake.now() - f0
+            return reports
+        finally:
+            await sim.stop()
+
+    (report,) = asyncio.run(main(), loop_factory=lambda: loop)
+    requests = sim.requests
+    outcomes = Counter(r.outcome for r in requests)
+    return FetchRun(
+        symbol=symbol,
+        start=start,
+        end=end,
+        chunk_sessions=chunk,
+        sessions=len(missing),
+        optimal=optimal,
+        requests=report.requests,
+        retries=report.retries,
+        bars=report.bars,
+        sessions_fetched=report.sessions_fetched,
+        server_requests=len(requests),
+        server_outcomes=dict(outcomes),
+        server_pacing=outcomes.get("pacing", 0),
+        guard_sends=len(guard.history),
+        guard_violations=count_violations(guard.history, PacingRules()),
+        guard_waited_s=guard.waited_s,
+        simulated_s=spans["simulated"],
+        real_s=spans["real"],
+        jumps=loop.selector.jumps,
+        settled=loop.selector.settled,
+        root=root,
+        bar_type=str(bar_type),
+    )
+
+
+def rerun_requests(run: FetchRun) -> int:
+    """Requests a second fetch of the same range makes on the filled catalog (target: 0)."""
+    again = fetch(
+        run.root, run.start, run.end, symbol=run.symbol, chunk_sessions=run.chunk_sessions
+    )
+    return again.requests + again.server_requests
+
+
+def pacing_bound_s(n: int, rules: PacingRules | None = None) -> float:
+    """Least time from the first to the last of ``n`` sends of one contract under IB's rules.
+
+    Send i may go no earlier than ``max_requests`` sends after send i - max_requests plus the
+    window, nor ``per_contract_max`` sends after i - per_contract_max plus its 2 s window
+    (distinct requests, answers taking no time, no safety margin).
+    """
+    rules = rules or PacingRules()
+    t = [0.0] * n
+    for i in range(n):
+        if i >= rules.max_requests:
+            t[i] = max(t[i], t[i - rules.max_requests] + rules.window_s)
+        if i >= rules.per_contract_max:
+            t[i] = max(t[i], t[i - rules.per_contract_max] + rules.per_contract_window_s)
+    return t[-1] if n else 0.0
+
+
+def compare_with_truth(run: FetchRun) -> tuple[bool, str]:
+    """The catalog's bars vs ``ground_truth``: ts_event = ts_open + 60 s, OHLCV equal."""
+    frame = Catalog(run.root).read(run.bar_type)
+    truth = ground_truth(run.symbol, run.start, run.end)
+    n, m = len(frame), len(truth["ts_open_ns"])
+    same_n = n == m
+    same_ts = same_n and bool(np.array_equal(frame.ts_event, truth["ts_open_ns"] + MINUTE_NS))
+    same_px = same_n and all(
+        np.array_equal(getattr(frame, c), truth[c]) for c in ("open", "high", "low", "close")
+    )
+    same_vol = same_n and bool(np.array_equal(frame.volume, truth["volume"].astype(np.float64)))
+    ok = same_n and same_ts and same_px and same_vol
+    return ok, (
+        f"catalog {n:,} bars vs ground_truth {m:,}; ts_event = ts_open + 60 s: {same_ts}; "
+        f"OHLC equal: {same_px}; volume equal: {same_vol}"
+    )
