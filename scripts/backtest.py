@@ -6,12 +6,9 @@ make sweep SYMBOLS=AAPL,MSFT DATES=2024q1,2024q2 JOBS=2      (Hydra multirun)
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import hydra
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ntrader import runs
@@ -27,15 +24,15 @@ from ntrader.backtest import (
     run_engine,
     timed,
 )
-from ntrader.backtest_reports import summarize, write_reports
+from ntrader.backtest_reports import combine_venues, summarize, write_reports
 from ntrader.catalog import Catalog
 from ntrader.checkup import parse_day
 from ntrader.errors import ConnectionFailure, InputError
-from ntrader.fetcher import Fetcher, FetchTarget, fetch_lock
+from ntrader.fetcher import fetch_ranges
 from ntrader.ibkr_config import ibkr_settings
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 from ntrader.inventory import iso
-from ntrader.performance import daily_equity, risk_metrics
+from ntrader.performance import daily_equity, risk_metrics, with_starting_point
 
 
 def make_spec(cfg: DictConfig, ctx: runs.RunContext) -> BacktestSpec:
@@ -126,12 +123,16 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
                 tearsheet=bool(cfg.reports.tearsheet),
                 equity_png=bool(cfg.reports.equity_png),
                 title=f"{spec.strategy.path.rsplit(':', 1)[-1]} · {names}",
-                equity=_with_start(curves[venues[0]], per_venue[str(venues[0])], data),
+                equity=with_starting_point(
+                    curves[venues[0]],
+                    per_venue[str(venues[0])]["starting_balance"],
+                    min((int(ts[0]) for ts, _ in data.closes.values() if len(ts)), default=None),
+                ),
             )
         runs.logger.info(f"reports: {', '.join(sorted(files))} ({t['reports']:.2f} s)")
     finally:
         engine.dispose()
-    result = per_venue[str(venues[0])] if len(venues) == 1 else _combine(per_venue)
+    result = per_venue[str(venues[0])] if len(venues) == 1 else combine_venues(per_venue)
     ctx.counts.update(
         bars=data.bar_count,
         orders=result.get("orders"),
@@ -155,60 +156,28 @@ def _auto_fetch(
 ) -> None:
     """Fill what the backtest lacks from IBKR (ibkr.auto_fetch=true), then carry on."""
     settings = ibkr_settings(cfg)
-    targets = [FetchTarget(bt, a, b) for bt, a, b in missing.fetchable]
     wanted = ", ".join(f"{bt.instrument_id} {a}..{b}" for bt, a, b in missing.fetchable[:5])
     runs.logger.info(f"the catalog lacks {wanted}: fetching from IBKR at {settings.endpoint}")
-    t0 = time.perf_counter()
-    try:
-        with fetch_lock(catalog):
-            fetcher = Fetcher(
+    with ctx.step("auto_fetch"):
+        try:
+            reports = fetch_ranges(
                 catalog,
                 settings,
+                missing.fetchable,
                 use_rth=bool(cfg.ibkr.use_rth),
                 chunk_sessions=cfg.ibkr.chunk_sessions,
             )
-            reports = asyncio.run(fetcher.run(targets))
-    except ConnectionFailure as exc:
-        raise ConnectionFailure(
-            f"{exc.message}; the backtest needs data the catalog lacks:\n  "
-            + str(missing).replace("\n", "\n  "),
-            hint=f"{exc.hint}\n(ibkr.auto_fetch=false turns fetching off)",
-        ) from exc
-    n = sum(r.bars for r in reports)
-    seconds = time.perf_counter() - t0
-    ctx.timings["auto_fetch"] = round(seconds, 3)
-    ctx.counts["fetched_bars"] = n
+        except ConnectionFailure as exc:
+            raise ConnectionFailure(
+                f"{exc.message}; the backtest needs data the catalog lacks:\n  "
+                + str(missing).replace("\n", "\n  "),
+                hint=f"{exc.hint}\n(ibkr.auto_fetch=false turns fetching off)",
+            ) from exc
+    n = ctx.counts["fetched_bars"] = sum(r.bars for r in reports)
     runs.logger.info(
-        f"Fetched {n:,} bars from IBKR in {seconds:.1f} s — saved to the catalog; "
-        "later runs load them from disk"
+        f"Fetched {n:,} bars from IBKR in {ctx.timings['auto_fetch']:.1f} s — saved to the "
+        "catalog; later runs load them from disk"
     )
-
-
-def _with_start(curve: pd.Series, summary: dict[str, Any], data: Any) -> pd.Series:
-    """The daily curve with the starting balance at the first bar's open, for the plot."""
-    firsts = [int(ts[0]) for ts, _ in data.closes.values() if len(ts)]
-    if curve.empty or not firsts:
-        return curve
-    t0 = pd.Timestamp(min(firsts) - 60_000_000_000, tz="UTC")
-    head = pd.Series([float(summary["starting_balance"])], index=[t0], name=curve.name)
-    return pd.concat([head, curve])
-
-
-def _combine(per_venue: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    keys = (
-        "orders",
-        "fills",
-        "positions",
-        "pnl",
-        "commissions",
-        "starting_balance",
-        "ending_balance",
-        "bars",
-    )
-    out: dict[str, Any] = {k: sum((v.get(k) or 0) for v in per_venue.values()) for k in keys}
-    start = out["starting_balance"]
-    out["return_pct"] = 100.0 * out["pnl"] / start if start else None
-    return out
 
 
 def _print_result(r: dict[str, Any], names: str) -> None:

@@ -6,7 +6,6 @@ make fetch SET=mega_caps DATES=last_session            # cron
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import hydra
@@ -16,7 +15,7 @@ from ntrader import runs
 from ntrader.catalog import Catalog
 from ntrader.checkup import parse_day
 from ntrader.errors import InputError
-from ntrader.fetcher import Fetcher, FetchTarget, fetch_lock
+from ntrader.fetcher import FetchTarget, fetch_ranges
 from ntrader.ibkr_config import ibkr_settings
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 from ntrader.tabular import text_table
@@ -54,15 +53,15 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         for s in symbols
     ]
     settings = ibkr_settings(cfg)
-    with fetch_lock(catalog), ctx.step("fetch"):
-        fetcher = Fetcher(
+    with ctx.step("fetch"):
+        reports = fetch_ranges(
             catalog,
             settings,
+            [(t.bar_type, t.start, t.end) for t in targets],
             use_rth=bool(cfg.ibkr.use_rth),
             chunk_sessions=cfg.ibkr.chunk_sessions,
             pacing_pause_s=float(cfg.pacing_pause_s),
         )
-        reports = asyncio.run(fetcher.run(targets))
     rows = [r.as_dict() for r in reports]
     ctx.counts.update(
         requests=sum(r.requests for r in reports),

@@ -426,3 +426,21 @@ def _summary(
             },
         }
     )
+
+
+def combine_venues(per_venue: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Totals over several venues' summaries (counts, balances, PnL; return on the total)."""
+    keys = (
+        "orders",
+        "fills",
+        "positions",
+        "pnl",
+        "commissions",
+        "starting_balance",
+        "ending_balance",
+        "bars",
+    )
+    out: dict[str, Any] = {k: sum((v.get(k) or 0) for v in per_venue.values()) for k in keys}
+    start = out["starting_balance"]
+    out["return_pct"] = 100.0 * out["pnl"] / start if start else None
+    return out

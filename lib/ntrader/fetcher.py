@@ -8,6 +8,7 @@ in flight and a rerun completes the job.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -295,3 +296,25 @@ class Fetcher:
                 "ibkr.retries if IB is slow",
             ) from exc
         raise AssertionError("unreachable")
+
+
+def fetch_ranges(
+    catalog: Catalog,
+    settings: IbkrSettings,
+    ranges: list[tuple[BarType, dt.date, dt.date]],
+    *,
+    use_rth: bool = True,
+    chunk_sessions: int | None = None,
+    pacing_pause_s: float = 15.0,
+) -> list[FetchReport]:
+    """Fetch the missing sessions of each (bar type, first, last) range, holding the fetch lock."""
+    targets = [FetchTarget(bt, a, b) for bt, a, b in ranges]
+    with fetch_lock(catalog):
+        fetcher = Fetcher(
+            catalog,
+            settings,
+            use_rth=use_rth,
+            chunk_sessions=chunk_sessions,
+            pacing_pause_s=pacing_pause_s,
+        )
+        return asyncio.run(fetcher.run(targets))

@@ -151,3 +151,14 @@ def risk_metrics(equity: pd.Series, starting_balance: float) -> dict[str, float 
     out["max_drawdown_pct"] = float(np.max(1.0 - values / peak) * 100.0) if len(values) else 0.0
     out["sessions"] = float(len(returns))
     return out
+
+
+def with_starting_point(
+    curve: pd.Series, starting_balance: float, first_ns: int | None
+) -> pd.Series:
+    """``curve`` preceded by the starting balance one minute before the first bar (for plots)."""
+    if curve.empty or first_ns is None:
+        return curve
+    t0 = pd.Timestamp(int(first_ns) - 60_000_000_000, tz="UTC")
+    head = pd.Series([float(starting_balance)], index=[t0], name=curve.name)
+    return pd.concat([head, curve])
