@@ -275,3 +275,24 @@ def test_password_never_reaches_console_logs_or_run_folder(pg, db, tmp_path, run
     for f in files:
         text = f.read_text(errors="replace")
         assert PASSWORD not in text and "wr0ng-Secret" not in text, f
+
+
+def test_a_primary_key_takes_the_fast_statistics_path_with_the_same_result(
+    pg, db, tmp_path, run_script
+):
+    """With PRIMARY KEY (symbol, timestamp) duplicates cannot exist, so the statistics pass
+    counts rows instead of distinct timestamps; the migration must come out the same."""
+    create_table(pg, db)
+    pg.execute(db, "ALTER TABLE market_data ADD PRIMARY KEY (symbol, timestamp)")
+    start = dt.datetime(2024, 3, 8, 14, 30, tzinfo=UTC)
+    pg.load(db, "market_data", COLS, [*bars("AAPL", start, 500), *bars("MSFT", start, 300, 50.0)])
+    cat = tmp_path / "catalog"
+    r = migrate(run_script, db, cat)
+    assert r.code == 0, r.stderr
+    rep = by_symbol(report_of(r))
+    assert rep["AAPL"]["status"] == rep["MSFT"]["status"] == "ok"
+    c = Catalog(cat)
+    assert c.availability("AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL").rows == 500
+    assert c.availability("MSFT.NASDAQ-1-MINUTE-LAST-EXTERNAL").rows == 300
+    again = migrate(run_script, db, cat)
+    assert again.code == 0 and c.availability("AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL").rows == 500
