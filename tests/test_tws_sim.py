@@ -105,10 +105,8 @@ def ny(ts_ns: int) -> dt.datetime:
 
 
 def test_connect_and_qualify(sim: Any) -> None:
-    t0 = time.perf_counter()
     ib = connect(sim.port)
     try:
-        assert time.perf_counter() - t0 < 1.0
         assert ib.isConnected() and ib.managedAccounts() == ["DU1234567"]
         contracts = [Stock(s, "SMART", "USD") for s in ("AAPL", "IBM", "SPY")]
         ib.qualifyContracts(*contracts)
@@ -306,7 +304,10 @@ def test_timeout_every_and_delay() -> None:
             end = utc(2024, 1, 5, 21)
             t0 = time.perf_counter()
             assert len(fetch(ib, c, end, "1 D")["close"]) == 390
-            assert time.perf_counter() - t0 >= 0.15
+            waited = time.perf_counter() - t0
+            assert (
+                waited >= 0.15
+            )  # the injected delay_ms latency really applied (a fault, not speed)
             assert len(fetch(ib, c, end, "1 D", timeout=0.5)["close"]) == 0  # never answered
             assert len(fetch(ib, c, end, "1 D")["close"]) == 390
             assert [r.outcome for r in sim.requests] == ["ok", "timeout", "ok"]
