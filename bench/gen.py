@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ntrader.barframe import BarFrame
+from ntrader.barframe import BarFrame, random_walk_frame
 from ntrader.catalog import Catalog
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
 from ntrader.sessions import expected_bar_closes, sessions_between
@@ -196,22 +196,6 @@ def check_catalog(
         bars_written=int(ts.size),
         files=files,
     )
-
-
-def random_walk_frame(
-    ts_event: np.ndarray, *, seed: int, start_price: float = 180.0, vol: float = 0.0008
-) -> BarFrame:
-    """Valid OHLC bars (low <= open, close <= high; 2-decimal prices) closing at ``ts_event``: a
-    geometric random walk of closes (copied from ``tests/backtest_fixtures.py``)."""
-    n = len(ts_event)
-    rng = np.random.default_rng(seed)
-    close = np.round(start_price * np.exp(np.cumsum(rng.normal(0.0, vol, n))), 2)
-    open_ = np.r_[close[:1], close[:-1]]
-    wick = np.round(rng.uniform(0.0, 0.05, n), 2) + 0.01
-    high = np.round(np.maximum(open_, close) + wick, 2)
-    low = np.round(np.minimum(open_, close) - wick, 2)
-    volume = rng.integers(100, 5_000, n).astype(np.float64)
-    return BarFrame(ts_event.astype(np.int64), open_, high, low, close, volume, 2, 0)
 
 
 def backtest_catalog(

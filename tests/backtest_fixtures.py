@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
 from nautilus_trader.backtest.models import FixedFeeModel
 from nautilus_trader.config import ImportableStrategyConfig, LoggingConfig
@@ -24,7 +23,7 @@ from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
 from nautilus_trader.trading.config import StrategyFactory
 
-from ntrader.barframe import BarFrame
+from ntrader.barframe import random_walk_frame
 from ntrader.catalog import Catalog
 from ntrader.fast_analysis import install_fast_recorder
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
@@ -37,21 +36,6 @@ _STRATEGIES = {
     "long_only": "nautilus_trader.examples.strategies.ema_cross_long_only:EMACrossLongOnly",
     "ema_cross": "nautilus_trader.examples.strategies.ema_cross:EMACross",
 }
-
-
-def random_walk_frame(
-    ts_event: np.ndarray, *, seed: int, start_price: float = 180.0, vol: float = 0.0008
-) -> BarFrame:
-    """Valid OHLC bars (low <= open, close <= high; 2-decimal prices) closing at ``ts_event``."""
-    n = len(ts_event)
-    rng = np.random.default_rng(seed)
-    close = np.round(start_price * np.exp(np.cumsum(rng.normal(0.0, vol, n))), 2)
-    open_ = np.r_[close[:1], close[:-1]]
-    wick = np.round(rng.uniform(0.0, 0.05, n), 2) + 0.01
-    high = np.round(np.maximum(open_, close) + wick, 2)
-    low = np.round(np.minimum(open_, close) - wick, 2)
-    volume = rng.integers(100, 5_000, n).astype(np.float64)
-    return BarFrame(ts_event.astype(np.int64), open_, high, low, close, volume, 2, 0)
 
 
 def make_catalog(

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ntrader.barframe import random_walk_frame
 from ntrader.catalog import Catalog
 from ntrader.csv_bars import CsvSpec
 from ntrader.importer import import_csv
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 from ntrader.sessions import expected_bar_closes, sessions_between
 
-from .backtest_fixtures import random_walk_frame
 from .conftest import REPO
 
 MINUTE = 60_000_000_000

@@ -70,3 +70,19 @@ class BarFrame:
             max(f.price_precision for f in frames),
             max(f.size_precision for f in frames),
         )
+
+
+def random_walk_frame(
+    ts_event: np.ndarray, *, seed: int, start_price: float = 180.0, vol: float = 0.0008
+) -> BarFrame:
+    """Synthetic bars for tests and benchmarks: a geometric random walk of closes at 2 decimals,
+    open = previous close, valid OHLC (low <= open, close <= high), integer volume."""
+    n = len(ts_event)
+    rng = np.random.default_rng(seed)
+    close = np.round(start_price * np.exp(np.cumsum(rng.normal(0.0, vol, n))), 2)
+    open_ = np.r_[close[:1], close[:-1]]
+    wick = np.round(rng.uniform(0.0, 0.05, n), 2) + 0.01
+    high = np.round(np.maximum(open_, close) + wick, 2)
+    low = np.round(np.minimum(open_, close) - wick, 2)
+    volume = rng.integers(100, 5_000, n).astype(np.float64)
+    return BarFrame(ts_event.astype(np.int64), open_, high, low, close, volume, 2, 0)
