@@ -1,0 +1,87 @@
+"""A real S3-protocol server for tests: moto in server mode (``moto.server.ThreadedMotoServer``).
+
+Usage in a test module::
+
+    from .s3_fixtures import s3_server  # noqa: F401  (the fixture is named `s3`)
+
+``s3`` is session-scoped (one server per pytest worker, on a free loopback port) and yields an
+``S3Server``: ``s3.endpoint``, ``s3.env`` (the standard AWS variables a script needs: dummy
+credentials, region and ``AWS_ENDPOINT_URL``), ``s3.fresh_bucket()`` and ``s3.fs()`` (an s3fs
+filesystem on the server). Clients talk HTTP to it exactly as to AWS; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+ACCESS_KEY = "AKIANTRADERTESTKEY01"
+SECRET_KEY = "ntrader-test-secret-Zx81qLmN0pQrStUv"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class S3Server:
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._n = itertools.count(1)
+        self.env = {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }
+
+    def fs(self) -> Any:
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            key=ACCESS_KEY,
+            secret=SECRET_KEY,
+            client_kwargs={"endpoint_url": self.endpoint, "region_name": "us-east-1"},
+            skip_instance_cache=True,
+        )
+
+    def fresh_bucket(self) -> str:
+        import boto3
+
+        name = f"ntrader-{os.getpid()}-{next(self._n)}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    saved = {k: os.environ.get(k) for k in S3Server("").env}
+    srv = S3Server(f"http://127.0.0.1:{port}")
+    os.environ.update(srv.env)  # in-process code (Catalog(...) in tests) finds the server too
+    try:
+        yield srv
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
