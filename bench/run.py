@@ -1,8 +1,8 @@
 """ntrader benchmarks, each side by side with its reference path, in one process.
 
     python bench/run.py                      # everything (~5 min on 2 cores)
-    python bench/run.py --only import,load   # a selection of: import, load, scan, check,
-                                             #   backtest, sweep, fetch, migrate
+    python bench/run.py --only import,load   # a selection of: import, load, scan, scale,
+                                             #   check, backtest, sweep, fetch, migrate
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
 
@@ -61,7 +61,7 @@ from ntrader.sessions import clear_calendar_cache
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 PY = sys.executable
-BENCHES = ("import", "load", "scan", "check", "backtest", "sweep", "fetch", "migrate")
+BENCHES = ("import", "load", "scan", "scale", "check", "backtest", "sweep", "fetch", "migrate")
 MINUTE_NS = 60_000_000_000
 STARTUP = "scripts/scan.py format=json on an empty catalog"
 
@@ -174,6 +174,7 @@ def markdown(results: Results, header: str) -> str:
 class Sizes:
     import_days: int
     scan_instruments: int
+    scale_instruments: tuple[int, int]  # scan growth, local disk and S3
     scan_days: tuple[dt.date, dt.date]
     check_range: tuple[dt.date, dt.date]
     check_drop_sessions: int
@@ -187,6 +188,7 @@ class Sizes:
 FULL = Sizes(
     import_days=366,  # 2024 is a leap year: 527,040 rows
     scan_instruments=500,
+    scale_instruments=(500, 5000),
     scan_days=(dt.date(2024, 3, 4), dt.date(2024, 3, 6)),
     check_range=(dt.date(2019, 1, 2), dt.date(2023, 12, 29)),
     check_drop_sessions=6,
@@ -199,6 +201,7 @@ FULL = Sizes(
 QUICK = Sizes(
     import_days=14,
     scan_instruments=40,
+    scale_instruments=(20, 200),
     scan_days=(dt.date(2024, 3, 4), dt.date(2024, 3, 5)),
     check_range=(dt.date(2023, 10, 2), dt.date(2023, 12, 29)),
     check_drop_sessions=3,
@@ -510,6 +513,37 @@ class Bench:
         self.results.check(
             len(listed) == k, f"scan: scripts/scan.py listed {len(listed)} bar types"
         )
+
+    # -------------------------------------------------------------------------------- scale
+    def bench_scale(self) -> None:
+        """make scan at 500 and 5,000 instruments, local disk and a local S3 server."""
+        import scale_bench
+
+        small, big = self.sizes.scale_instruments
+        m = scale_bench.measure(self, (small, big))
+        for where, label in (("local", "local disk"), ("s3", "S3 (moto server, loopback)")):
+            for kind, what in (
+                ("script", "scripts/scan.py format=json"),
+                ("inproc", "list_catalog"),
+            ):
+                t_small, _ = m[where][small][kind]
+                t_big, runs = m[where][big][kind]
+                growth = t_big / t_small
+                local_script = where == "local" and kind == "script"
+                target = f"≤ {big / small:.0f}x (linear)" + (" and ≤ 3 s" if local_script else "")
+                met = growth <= big / small and (t_big <= 3.0 if local_script else True)
+                self.add(
+                    Row(
+                        "scale",
+                        f"scan {small:,} → {big:,} instruments, {label}: {what}",
+                        secs(t_big),
+                        f"{secs(t_small)} at {small:,}",
+                        f"{growth:.1f}x for {big / small:.0f}x instruments",
+                        target,
+                        met,
+                        {"s": runs, f"s_{small}": m[where][small][kind][1]},
+                    )
+                )
 
     # -------------------------------------------------------------------------------- check
     def bench_check(self) -> None:

@@ -68,9 +68,9 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         bars=sum(r.bars for r in reports),
         nodata_sessions=sum(r.nodata_sessions for r in reports),
     )
-    print(f"Fetched {start} .. {end} from IBKR {settings.endpoint} into {catalog.root}")
+    print(f"Fetched {start} .. {end} from IBKR {settings.endpoint} into {catalog.url}")
     print(text_table(rows, COLUMNS))
-    return {"catalog": str(catalog.root), "range": [str(start), str(end)], "instruments": rows}
+    return {"catalog": catalog.url, "range": [str(start), str(end)], "instruments": rows}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="fetch")

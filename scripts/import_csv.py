@@ -61,7 +61,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         skipped += " (already in the catalog; MODE=merge or MODE=overwrite replaces them)"
     created = " · instrument created" if w.instrument_created else ""
     print(
-        f"Imported {report.csv} -> {report.bar_type} (catalog {catalog.root})\n"
+        f"Imported {report.csv} -> {report.bar_type} (catalog {catalog.url})\n"
         f"  rows read {report.rows_read:,} · added {w.rows_added:,} · replaced "
         f"{w.rows_replaced:,} · removed {w.rows_removed:,} · skipped {skipped}\n"
         f"  range {report.first} .. {report.last}\n"
@@ -69,7 +69,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         f"{w.files_removed}{created}\n"
         f"  {ctx.timings['import']:.2f} s ({rate:,.0f} rows/s)"
     )
-    return {"import": report.as_dict(), "catalog": str(catalog.root)}
+    return {"import": report.as_dict(), "catalog": catalog.url}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="import_csv")

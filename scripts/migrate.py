@@ -122,7 +122,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
 def _migrate(cfg: DictConfig, ctx: runs.RunContext, dsn: str) -> dict[str, Any]:
     opts, spec, tmap = _options(cfg)
     catalog = Catalog(cfg.catalog.path, lock_timeout=float(cfg.catalog.lock_timeout))
-    logger.info(f"source {redact_dsn(dsn)} table {spec.table} -> catalog {catalog.root}")
+    logger.info(f"source {redact_dsn(dsn)} table {spec.table} -> catalog {catalog.url}")
     source = Source(dsn, spec, int(cfg.batch_rows))
     try:
         source.inspect()

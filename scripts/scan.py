@@ -69,8 +69,8 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         elif rows:
             print(text_table(rows, COLUMNS))
         else:
-            print(f"catalog {catalog.root} holds no bars yet (make import … or make fetch …)")
-        return {"catalog": str(catalog.root), "bar_types": rows}
+            print(f"catalog {catalog.url} holds no bars yet (make import … or make fetch …)")
+        return {"catalog": catalog.url, "bar_types": rows}
     instrument_id = resolve_instrument_id(
         cfg.symbol, cfg.instruments.default_venue, cfg.instruments.venues
     )
@@ -95,7 +95,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
             f"{len(d['gaps'])} gap(s) in {bar_type}",
             hint="run the listed commands to fill them (check.fail_on_gaps=true asked for exit 1)",
         )
-    return {"catalog": str(catalog.root), "check": d}
+    return {"catalog": catalog.url, "check": d}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="scan")

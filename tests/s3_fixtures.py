@@ -1,4 +1,7 @@
-"""A real S3-protocol server for tests: moto in server mode (``moto.server.ThreadedMotoServer``).
+"""A real S3-protocol server for tests: moto in server mode, in its own process.
+
+(Its own process, not moto's in-process thread: NautilusTrader's Rust reader holds the GIL while it
+waits for HTTP, so a server thread in the same interpreter could never answer it.)
 
 Usage in a test module::
 
@@ -15,6 +18,9 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,15 +72,32 @@ class S3Server:
         return name
 
 
-@pytest.fixture(scope="session")
-def s3() -> Iterator[S3Server]:
-    from moto.server import ThreadedMotoServer
-
+def start_server(log: Any) -> tuple[subprocess.Popen[bytes], S3Server]:
+    """``python -m moto.server`` on a free loopback port; returns once it answers."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    return proc, S3Server(f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    log = open(tmp_path_factory.mktemp("moto") / "server.log", "wb")  # noqa: SIM115
+    server, srv = start_server(log)
     saved = {k: os.environ.get(k) for k in S3Server("").env}
-    srv = S3Server(f"http://127.0.0.1:{port}")
     os.environ.update(srv.env)  # in-process code (Catalog(...) in tests) finds the server too
     try:
         yield srv
@@ -84,4 +107,9 @@ def s3() -> Iterator[S3Server]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        server.stop()
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

@@ -6,14 +6,16 @@ import itertools
 import json
 import multiprocessing as mp
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from ntrader.barframe import BarFrame
-from ntrader.catalog import Catalog, resolve_catalog_path
+from ntrader.catalog import Catalog
 from ntrader.catalog_files import interval_file_name, temp_path_for
+from ntrader.catalog_store import open_store
 from ntrader.errors import CatalogCorruption, InputError
 
 from .conftest import MINUTE, T0, frame
@@ -205,12 +207,13 @@ def test_concurrent_writers_serialize(catalog, aapl):
 
 def test_catalog_path_resolution(monkeypatch, tmp_path):
     monkeypatch.delenv("NAUTILUS_PATH", raising=False)
-    assert resolve_catalog_path(None) == (os.getcwd() / resolve_catalog_path("data/catalog"))
+    assert open_store(None).root == Path(os.getcwd()) / "data" / "catalog"
     monkeypatch.setenv("NAUTILUS_PATH", str(tmp_path))
-    assert resolve_catalog_path(None) == tmp_path / "catalog"
-    assert resolve_catalog_path(tmp_path / "x") == tmp_path / "x"
-    with pytest.raises(InputError, match="not a local path"):
-        resolve_catalog_path("s3://bucket/catalog")
+    assert open_store(None).root == tmp_path / "catalog"
+    assert open_store(tmp_path / "x").root == tmp_path / "x"
+    assert open_store(f"file://{tmp_path}/y").root == tmp_path / "y"
+    with pytest.raises(InputError, match="not supported"):
+        open_store("gs://bucket/catalog")
 
 
 def test_empty_frame_is_a_noop(catalog, aapl):

@@ -135,7 +135,7 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
         avail = catalog.availability(bt)
         if inst is None or avail.rows == 0:
             what = "instrument" if inst is None else f"{spec_str} bars"
-            problems.append(f"{iid}: no {what} in catalog {catalog.root}")
+            problems.append(f"{iid}: no {what} in catalog {catalog.url}")
             s = spec.start or "YYYY-MM-DD"
             e = spec.end or "YYYY-MM-DD"
             commands.append(f"make fetch SYMBOLS={iid} START={s} END={e} BAR={spec_str}")

@@ -1,23 +1,22 @@
-"""The ntrader catalog: one NautilusTrader ``ParquetDataCatalog`` on disk, written safely.
+"""The ntrader catalog: one NautilusTrader ``ParquetDataCatalog``, written safely.
 
-Guarantees: one writer at a time (a lock file in the catalog), every write atomic (temp files +
-a journal that a crashed writer's successor rolls forward), data files of a bar type never overlap,
-and a plain ``ParquetDataCatalog(root).bars()`` reads everything written here.
+It lives on local disk or under an S3 prefix (``catalog_store``). Guarantees: one writer at a time
+(a lock file, or a lease object on S3), every write atomic (``catalog_commit``), data files of a bar
+type never overlap, and a plain ``ParquetDataCatalog(root).bars()`` reads everything written here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import PurePath
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock, Timeout
 from loguru import logger
 from nautilus_trader.core.nautilus_pyo3 import drop_cvec_pycapsule
 from nautilus_trader.model.data import Bar, BarType, capsule_to_list
@@ -31,33 +30,16 @@ from ntrader.barframe import BarFrame
 from ntrader.catalog_commit import Committer
 from ntrader.catalog_files import (
     DataFile,
-    fsync_dir,
     interval_file_name,
     list_data_files,
     quarantine,
-    temp_path_for,
-    write_table_durably,
+    ts_event_bounds,
 )
+from ntrader.catalog_store import open_store
 from ntrader.conflict import MODES, merge_frames
 from ntrader.errors import CatalogBusy, InputError, SystemFailure
 
-DEFAULT_CATALOG = Path("data/catalog")
-
-
-def resolve_catalog_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """``CATALOG`` (explicit) > ``$NAUTILUS_PATH/catalog`` > ``data/catalog``."""
-    if explicit:
-        text = str(explicit)
-    elif os.environ.get("NAUTILUS_PATH"):
-        text = os.path.join(os.environ["NAUTILUS_PATH"], "catalog")
-    else:
-        text = str(DEFAULT_CATALOG)
-    if "://" in text and not text.startswith("file://"):
-        raise InputError(
-            f"catalog location {text!r} is not a local path",
-            hint="object-storage catalogs (s3://…) are not supported yet; use a local directory",
-        )
-    return Path(text.removeprefix("file://")).expanduser().absolute()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,85 +74,116 @@ class WriteResult:
 
 
 class Catalog:
-    """A catalog root directory. Reading needs no lock; every mutation happens under the lock."""
+    """A catalog root (directory or ``s3://`` prefix). Reading needs no lock; every mutation
+    happens under the lock."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 600.0):
-        self.root = resolve_catalog_path(root)
+        self.store = open_store(root)
+        self.root: PurePath = self.store.root
+        self.url = self.store.url  # for people: the directory, or s3://bucket/prefix
         self.lock_timeout = lock_timeout
         self._meta = self.root / ".ntrader"
-        self._lock = FileLock(str(self._meta / "write.lock"))
-        self._committer = Committer(self._meta)
+        self._lock = self.store.lock("write")
+        self._committer = Committer(self.store, self._meta)
+
+    def __str__(self) -> str:
+        return self.url
 
     # ---------------------------------------------------------------- paths
     @property
-    def bar_root(self) -> Path:
+    def bar_root(self) -> PurePath:
         return self.root / "data" / "bar"
 
-    def bar_dir(self, bar_type: BarType | str) -> Path:
+    def bar_dir(self, bar_type: BarType | str) -> PurePath:
         return self.bar_root / str(bar_type)
 
     def nautilus(self) -> ParquetDataCatalog:
-        return ParquetDataCatalog(str(self.root))
+        return self.store.nautilus()
 
     # ---------------------------------------------------------------- lock + journal
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the catalog's single-writer lock (waits up to ``lock_timeout`` seconds)."""
-        self._meta.mkdir(parents=True, exist_ok=True)
-        owner = self._meta / "write.lock.owner"
         try:
             self._lock.acquire(timeout=0)
-        except Timeout:
-            holder = owner.read_text().strip() if owner.exists() else "another process"
-            logger.info(f"catalog {self.root} is being written by {holder}; waiting for it")
+        except CatalogBusy:
+            logger.info(f"catalog {self.url} is being written by {self._lock.holder()}; waiting")
             try:
                 self._lock.acquire(timeout=self.lock_timeout)
-            except Timeout as exc:
+            except CatalogBusy as exc:
                 raise CatalogBusy(
-                    f"catalog {self.root} stayed locked by {holder} for {self.lock_timeout:.0f} s",
+                    f"{exc} for {self.lock_timeout:.0f} s",
                     hint="wait for the other import/fetch to finish, or raise catalog.lock_timeout",
                 ) from exc
         try:
-            owner.write_text(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
             self._committer.recover(self.bar_root)
             yield
         finally:
-            owner.unlink(missing_ok=True)
             self._lock.release()
 
+    def _consistent(self, read: Callable[[], T]) -> T:
+        """``read()`` with no commit landing in the middle of it.
+
+        Local disk: commits swap a whole directory atomically, so one settle suffices. S3: a
+        commit removes and copies objects one by one, so compare the commit stamp (written after
+        a commit is applied, before its journal goes) around the read and read again if a commit
+        ran meanwhile."""
+        self._settle()
+        if self.store.local:
+            return read()
+        for _ in range(5):
+            before = self._committer.stamp()
+            out = read()
+            if not self._committer.has_journal() and self._committer.stamp() == before:
+                return out
+            self._settle()
+        raise CatalogBusy(
+            f"catalog {self.url} kept changing while being read (5 tries)",
+            hint="writers are committing continuously; rerun when the import/fetch is done",
+        )
+
     def _settle(self) -> None:
-        """Before reading: if a killed writer left a journal, finish its write first."""
-        if self._committer.journal.exists():
+        """Before reading: if a killed writer left a journal, finish its write first.
+
+        A journal under a live writer's lock is that writer's commit in progress: waiting for the
+        lock lets it finish (it rolls its own journal forward) — never a mix of files."""
+        if self._committer.has_journal():
             with self.locked():
                 pass  # locked() rolls the journal forward
 
     # ---------------------------------------------------------------- reading
     def bar_types(self) -> list[str]:
         self._settle()
-        if not self.bar_root.exists():
-            return []
-        return sorted(p.name for p in self.bar_root.iterdir() if p.is_dir())
+        return sorted(self.store.list_dirs(self.bar_root))
 
     def files(self, bar_type: BarType | str) -> list[DataFile]:
-        return list_data_files(self.bar_dir(bar_type))
+        d = self.bar_dir(bar_type)
+        return list_data_files(d, self.store.list_sized(d))
 
     def _read_file(self, f: DataFile) -> pa.Table:
         try:
-            return pq.read_table(f.path)
+            return self.store.read_table(f.path)
         except (pa.ArrowException, OSError) as exc:
-            if not f.path.exists():
-                raise
+            if isinstance(exc, FileNotFoundError) or not self.store.exists(f.path):
+                raise FileNotFoundError(str(f.path)) from exc
             raise self._quarantine(f.path, exc) from exc
 
-    def _quarantine(self, path: Path, exc: BaseException) -> Exception:
-        with self._lock:
-            return quarantine(self.root, path, exc)
+    def _quarantine(self, path: PurePath, exc: BaseException) -> Exception:
+        self._lock.acquire(timeout=self.lock_timeout)
+        try:
+            return quarantine(self.store, path, exc)
+        finally:
+            self._lock.release()
 
     def read(
         self, bar_type: BarType | str, start_ns: int | None = None, end_ns: int | None = None
     ) -> BarFrame:
         """Bars with ``start_ns <= ts_event <= end_ns`` (both optional), ascending."""
-        self._settle()
+        return self._consistent(lambda: self._read_retrying(bar_type, start_ns, end_ns))
+
+    def _read_retrying(
+        self, bar_type: BarType | str, start_ns: int | None, end_ns: int | None
+    ) -> BarFrame:
         for attempt in range(3):
             try:
                 return self._read_once(bar_type, start_ns, end_ns)
@@ -206,68 +219,99 @@ class Catalog:
         Decoded by Nautilus' own Rust reader over the files we select (3x faster than building
         Bars from numpy arrays in Python; measured in ``make bench``).
         """
-        self._settle()
-        bt = str(bar_type)
+        return self._consistent(lambda: self._read_bars_once(str(bar_type), start_ns, end_ns))
+
+    def _read_bars_once(self, bt: str, start_ns: int | None, end_ns: int | None) -> list[Bar]:
         files = [str(f.path) for f in self.files(bt) if f.overlaps(start_ns, end_ns)]
         if not files:
             return []
+        # The Rust session must be dropped on this thread (it is "unsendable"): never leave it
+        # to the garbage collector, which may run on s3fs' I/O thread.
+        session: Any = None
+        result: Any = None
         try:
             session = self.nautilus().backend_session(
                 data_cls=Bar, identifiers=[bt], start=start_ns, end=end_ns, files=files
             )
+            result = session.to_query_result()
             bars: list[Bar] = []
-            for chunk in session.to_query_result():
+            for chunk in result:
                 bars.extend(capsule_to_list(chunk))
                 drop_cvec_pycapsule(chunk)
             return bars
         except Exception as exc:  # find the culprit file, quarantine it, say so
             for f in files:
                 try:
-                    pq.read_metadata(f)
+                    self.store.read_metadata(PurePath(f))
                 except (pa.ArrowException, OSError) as bad:
-                    raise self._quarantine(Path(f), bad) from exc
+                    raise self._quarantine(PurePath(f), bad) from exc
             raise SystemFailure(f"reading {bt} failed: {exc}") from exc
+        finally:
+            del result, session
 
     def availability(self, bar_type: BarType | str) -> Availability:
         """Exact first/last ``ts_event`` and row count from Parquet metadata; never estimated."""
-        self._settle()
+        return self._consistent(lambda: self._availability(str(bar_type)))
+
+    def availability_many(self, bar_types: list[str]) -> list[Availability]:
+        """``availability`` of many bar types from ONE listing of the bar tree and every footer
+        read in a batch (concurrent requests on object storage)."""
+        return self._consistent(lambda: self._availability_many(bar_types))
+
+    def _availability_many(self, bar_types: list[str]) -> list[Availability]:
+        tree = self.store.list_tree(self.bar_root)
+        per_type = {bt: list_data_files(self.bar_dir(bt), tree.get(bt, {})) for bt in bar_types}
+        files = [f for fs in per_type.values() for f in fs]
+        footers = dict(zip((f.path for f in files), self.store.read_footers(files), strict=True))
+        out = []
+        for bt, fs in per_type.items():
+            out.append(self._summarize(bt, fs, [footers[f.path] for f in fs]))
+        return out
+
+    def _availability(self, bar_type: str) -> Availability:
         files = self.files(bar_type)
+        return self._summarize(bar_type, files, self.store.read_footers(files))
+
+    def _summarize(
+        self, bar_type: str, files: list[DataFile], footers: list[pq.FileMetaData | Exception]
+    ) -> Availability:
         rows = size = 0
         first: int | None = None
         last: int | None = None
-        for f in files:
+        for f, md in zip(files, footers, strict=True):
             try:
-                md = pq.read_metadata(f.path)
-                lo, hi = _ts_event_bounds(f.path, md)
+                if isinstance(md, Exception):
+                    raise md
+                lo, hi = ts_event_bounds(self.store, f.path, md)
             except (pa.ArrowException, OSError) as exc:
                 raise self._quarantine(f.path, exc) from exc
             rows += md.num_rows
-            size += f.path.stat().st_size
+            size += self.store.size(f.path) if f.size is None else f.size
             if md.num_rows:
                 first = lo if first is None else min(first, lo)
                 last = hi if last is None else max(last, hi)
-        bt = str(bar_type)
-        return Availability(bt, bt.split("-", 1)[0], first, last, rows, len(files), size)
+        return Availability(
+            bar_type, bar_type.split("-", 1)[0], first, last, rows, len(files), size
+        )
 
     def instrument(self, instrument_id: InstrumentId | str) -> Instrument | None:
         iid = str(instrument_id)
-        if not any((self.root / "data").glob(f"*/{iid}")):
+        data = self.root / "data"
+        kinds = [k for k in self.store.list_dirs(data) if k != "bar"]
+        if not any(iid in self.store.list_dirs(data / k) for k in kinds):
             return None
         found = self.nautilus().instruments(instrument_ids=[iid])
         return found[0] if found else None
 
     # ---------------------------------------------------------------- writing
-    def write_instrument(self, instrument: Instrument) -> Path:
-        """Write an instrument the way Nautilus does, atomically (temp + rename)."""
+    def write_instrument(self, instrument: Instrument) -> PurePath:
+        """Write an instrument the way Nautilus does, atomically (temp + rename / one PUT)."""
         table = ArrowSerializer.serialize_batch([instrument], data_cls=type(instrument))
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
         cls_dir = type(instrument).__name__.lower()
         final = self.root / "data" / cls_dir / str(instrument.id) / interval_file_name(0, 0)
-        tmp = temp_path_for(final)
-        write_table_durably(table, tmp)
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
+        self._committer.put(final, table)
         return final
 
     def write_bars(
@@ -324,6 +368,7 @@ class Catalog:
         out = merged.frame
         name = interval_file_name(out.first_ns, out.last_ns)
         remove = [f.path for f in overlapping]
+        self._lock.check()
         size = self._committer.replace(self.bar_dir(bt), name, frame_to_table(out, bt), remove)
         return WriteResult(
             bt,
@@ -338,22 +383,6 @@ class Catalog:
             size,
             created,
         )
-
-
-def _ts_event_bounds(path: Path, md: pq.FileMetaData) -> tuple[int, int]:
-    """Exact min/max ``ts_event`` from row-group statistics (read the column if absent)."""
-    names = [md.schema.column(i).name for i in range(md.num_columns)]
-    idx = names.index("ts_event")
-    lo: int | None = None
-    hi: int | None = None
-    for g in range(md.num_row_groups):
-        stats = md.row_group(g).column(idx).statistics
-        if stats is None or not stats.has_min_max:
-            col = pq.read_table(path, columns=["ts_event"]).column(0).to_numpy()
-            return (int(col.min()), int(col.max())) if len(col) else (0, 0)
-        lo = int(stats.min) if lo is None else min(lo, int(stats.min))
-        hi = int(stats.max) if hi is None else max(hi, int(stats.max))
-    return (lo or 0, hi or 0)
 
 
 def _at_instrument_precision(frame: BarFrame, instrument: Instrument, bt: str) -> BarFrame:

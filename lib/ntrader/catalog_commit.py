@@ -6,9 +6,10 @@ Preferred (Linux, local disk): build the bar type's next directory in ``<catalog
 or the new set of files — never a mix. A writer killed at any point leaves only a staging directory
 behind, which the next writer deletes.
 
-Fallback (no RENAME_EXCHANGE or no hard links): write the new file under a temp name, record the
-plan in a journal, then remove the replaced files and rename the new one into place. A killed
-writer's journal is rolled forward by the next ntrader process that touches the catalog.
+Fallback (no RENAME_EXCHANGE or no hard links) and object storage (S3 has no rename): write the
+new file under a temp name, record the plan in a journal, then remove the replaced files and rename
+(S3: copy) the new one into place. A killed writer's journal is rolled forward by the next ntrader
+process that touches the catalog; ntrader readers wait for a live writer's journal to be applied.
 """
 
 from __future__ import annotations
@@ -20,19 +21,13 @@ import os
 import shutil
 import signal
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pyarrow as pa
 from loguru import logger
 
-from ntrader.catalog_files import (
-    BAR_WRITE_OPTIONS,
-    TMP_SUFFIX,
-    fsync_dir,
-    temp_path_for,
-    write_table_durably,
-)
+from ntrader.catalog_files import BAR_WRITE_OPTIONS, TMP_SUFFIX, fsync_dir, write_table_durably
 
 FAULT_ENV = "NTRADER_FAULT"  # test hook: SIGKILL this process at a named point of a commit
 COMMIT_ENV = "NTRADER_COMMIT"  # "journal" forces the fallback path (tests, exotic filesystems)
@@ -58,48 +53,77 @@ def _exchange(a: Path, b: Path) -> None:
 class Committer:
     """Commits new data files for one catalog; call only while holding the catalog lock."""
 
-    def __init__(self, meta_dir: Path) -> None:
+    def __init__(self, store: Any, meta_dir: PurePath) -> None:
+        self.store = store
         self.meta = meta_dir
-        self.staging_root = meta_dir / "staging"
+        self.staging_root = Path(meta_dir / "staging")
         self.journal = meta_dir / "journal.json"
 
+    def has_journal(self) -> bool:
+        return bool(self.store.exists(self.journal))
+
+    def stamp(self) -> str | None:
+        """Object storage: changes with every applied commit (readers compare it around a read)."""
+        return None if self.store.local else self.store.read_text(self.meta / "commit.stamp")
+
+    def _restamp(self) -> None:
+        if not self.store.local:
+            self.store.write_text(self.meta / "commit.stamp", uuid.uuid4().hex)
+
     # ---------------------------------------------------------------- recovery
-    def recover(self, bar_root: Path) -> None:
+    def recover(self, bar_root: PurePath) -> None:
         """Finish or discard whatever a killed writer left: journal, staging dirs, temp files."""
-        if self.journal.exists():
+        text = self.store.read_text(self.journal)
+        if text is not None:
             try:
-                plan = json.loads(self.journal.read_text())
+                plan = json.loads(text)
             except json.JSONDecodeError:
                 plan = None  # torn journal: it is written before any rename, nothing was applied
             if plan:
                 logger.warning(f"completing an interrupted catalog write ({plan['bar_type']})")
                 self._apply(plan)
-            self.journal.unlink(missing_ok=True)
+                self._restamp()
+            self.store.remove(self.journal)
+        if not self.store.local:
+            tmp_dir = self.meta / "tmp"
+            for name in self.store.list_names(tmp_dir):
+                self.store.remove(tmp_dir / name)
+            return
         if self.staging_root.exists():
             for d in self.staging_root.iterdir():
                 shutil.rmtree(d, ignore_errors=True)
-        if bar_root.exists():
-            for d in bar_root.iterdir():
-                for tmp in d.glob(f".*{TMP_SUFFIX}"):
-                    tmp.unlink(missing_ok=True)
+        for d in self.store.list_dirs(bar_root):
+            for tmp in Path(bar_root / d).glob(f".*{TMP_SUFFIX}"):
+                tmp.unlink(missing_ok=True)
+
+    def put(self, final: PurePath, table: pa.Table) -> None:
+        """A new whole file: temp + fsync + rename locally, one PUT on object storage."""
+        if not self.store.local:
+            self.store.write_table(final, table)
+            return
+        tmp = self.store.temp_path(final)
+        write_table_durably(table, tmp)
+        os.replace(tmp, final)
+        fsync_dir(Path(final).parent)
 
     # ---------------------------------------------------------------- commit
-    def replace(self, bar_dir: Path, name: str, table: pa.Table, remove: list[Path]) -> int:
+    def replace(self, bar_dir: PurePath, name: str, table: pa.Table, remove: list[PurePath]) -> int:
         """Make ``bar_dir`` hold its current files minus ``remove`` plus ``table`` as ``name``.
 
         Returns the new file's size in bytes.
         """
         global _exchange_supported
-        if os.environ.get(COMMIT_ENV) != "journal" and _exchange_supported is not False:
+        exchange = self.store.local and os.environ.get(COMMIT_ENV) != "journal"
+        if exchange and _exchange_supported is not False:
             try:
-                return self._replace_by_exchange(bar_dir, name, table, remove)
+                return self._replace_by_exchange(Path(bar_dir), name, table, remove)
             except _ExchangeUnsupported as exc:
                 _exchange_supported = False
                 logger.info(f"atomic directory exchange unavailable ({exc}); using the journal")
         return self._replace_by_journal(bar_dir, name, table, remove)
 
     def _replace_by_exchange(
-        self, bar_dir: Path, name: str, table: pa.Table, remove: list[Path]
+        self, bar_dir: Path, name: str, table: pa.Table, remove: list[PurePath]
     ) -> int:
         global _exchange_supported
         staging = self.staging_root / uuid.uuid4().hex
@@ -131,37 +155,33 @@ class Committer:
         return size
 
     def _replace_by_journal(
-        self, bar_dir: Path, name: str, table: pa.Table, remove: list[Path]
+        self, bar_dir: PurePath, name: str, table: pa.Table, remove: list[PurePath]
     ) -> int:
         final = bar_dir / name
-        tmp = temp_path_for(final)
-        size = write_table_durably(table, tmp, **BAR_WRITE_OPTIONS)
+        tmp = self.store.temp_path(final)
+        size = int(self.store.write_table(tmp, table, **BAR_WRITE_OPTIONS))
         fault("before_journal")
         plan = {
             "bar_type": bar_dir.name,
             "add": [[str(tmp), str(final)]],
             "remove": [str(p) for p in remove if p != final],
         }
-        jtmp = self.journal.with_suffix(".json.tmp")
-        with open(jtmp, "w") as fh:
-            fh.write(json.dumps(plan))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(jtmp, self.journal)
-        fsync_dir(self.meta)
+        self.store.write_text(self.journal, json.dumps(plan))
         fault("after_journal")
         self._apply(plan)
-        self.journal.unlink()
+        self._restamp()  # before the journal goes: a reader sees the journal or the new stamp
+        self.store.remove(self.journal)
         return size
 
-    @staticmethod
-    def _apply(plan: dict[str, Any]) -> None:
+    def _apply(self, plan: dict[str, Any]) -> None:
         for old in plan["remove"]:
-            Path(old).unlink(missing_ok=True)
+            self.store.remove(PurePath(old))
         fault("mid_apply")
         for tmp, final in plan["add"]:
-            if Path(tmp).exists():
-                os.replace(tmp, final)
+            if self.store.exists(PurePath(tmp)):
+                self.store.rename(PurePath(tmp), PurePath(final))
+        if not self.store.local:
+            return
         dirs = {Path(f).parent for _, f in plan["add"]} | {Path(f).parent for f in plan["remove"]}
         for d in dirs:
             if d.exists():

@@ -7,10 +7,11 @@ Nautilus names each data file ``<first ts_init>_<last ts_init>.parquet`` (ISO ti
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -42,9 +43,10 @@ def interval_file_name(first_ns: int, last_ns: int) -> str:
 class DataFile:
     """One catalog data file and the [first, last] ``ts_init`` interval its name states."""
 
-    path: Path
+    path: PurePath
     first_ns: int
     last_ns: int
+    size: int | None = None  # bytes, when the listing told (object storage) — else stat it
 
     def overlaps(self, start_ns: int | None, end_ns: int | None) -> bool:
         return (start_ns is None or start_ns <= self.last_ns) and (
@@ -52,20 +54,17 @@ class DataFile:
         )
 
 
-def list_data_files(directory: Path) -> list[DataFile]:
-    """The ``*.parquet`` files of one data directory, sorted by interval start."""
+def list_data_files(directory: PurePath, entries: Mapping[str, int | None]) -> list[DataFile]:
+    """The ``*.parquet`` files among a directory's ``entries`` (name -> size), by interval."""
     out: list[DataFile] = []
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return out
-    for name in names:
+    for name, size in entries.items():
         if not name.endswith(".parquet") or name.startswith("."):
             continue
         stem = name[: -len(".parquet")]
         first, _, last = stem.partition("_")
         try:
-            out.append(DataFile(directory / name, file_stamp_to_ns(first), file_stamp_to_ns(last)))
+            first_ns, last_ns = file_stamp_to_ns(first), file_stamp_to_ns(last)
+            out.append(DataFile(directory / name, first_ns, last_ns, size))
         except (ValueError, IndexError):
             logger.warning(f"ignoring {directory / name}: not a Nautilus interval file name")
     out.sort(key=lambda f: (f.first_ns, f.last_ns))
@@ -109,17 +108,16 @@ def write_table_durably(table: pa.Table, path: Path, **options: object) -> int:
     return path.stat().st_size
 
 
-def quarantine(catalog_root: Path, path: Path, error: BaseException) -> CatalogCorruption:
+def quarantine(store: Any, path: PurePath, error: BaseException) -> CatalogCorruption:
     """Move an unreadable file to ``<catalog>/.corrupt/<relative path>``; returns the error."""
     try:
-        rel = path.relative_to(catalog_root)
+        rel = PurePath(path).relative_to(store.root)
     except ValueError:
-        rel = Path(path.name)
-    dest = catalog_root / ".corrupt" / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
+        rel = PurePath(PurePath(path).name)
+    dest = store.root / ".corrupt" / rel
+    if store.exists(dest):
         dest = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}")
-    shutil.move(str(path), str(dest))
+    store.move_tree_entry(path, dest)
     logger.error(f"unreadable catalog file {path} moved to {dest}: {error}")
     return CatalogCorruption(
         f"unreadable Parquet file {rel} ({type(error).__name__}: {error}); moved to {dest}",
@@ -128,3 +126,19 @@ def quarantine(catalog_root: Path, path: Path, error: BaseException) -> CatalogC
             "(`make check SYMBOL=…` lists what is now missing)"
         ),
     )
+
+
+def ts_event_bounds(store: Any, path: PurePath, md: pq.FileMetaData) -> tuple[int, int]:
+    """Exact min/max ``ts_event`` from row-group statistics (read the column if absent)."""
+    names = [md.schema.column(i).name for i in range(md.num_columns)]
+    idx = names.index("ts_event")
+    lo: int | None = None
+    hi: int | None = None
+    for g in range(md.num_row_groups):
+        stats = md.row_group(g).column(idx).statistics
+        if stats is None or not stats.has_min_max:
+            col = store.read_table(path, columns=["ts_event"]).column(0).to_numpy()
+            return (int(col.min()), int(col.max())) if len(col) else (0, 0)
+        lo = int(stats.min) if lo is None else min(lo, int(stats.min))
+        hi = int(stats.max) if hi is None else max(hi, int(stats.max))
+    return (lo or 0, hi or 0)

@@ -90,7 +90,7 @@ def check_bar_type(
     if avail.rows == 0:
         known = [b for b in catalog.bar_types() if b.startswith(f"{instrument_id}-")]
         raise DataError(
-            f"no {spec} bars for {instrument_id} in catalog {catalog.root}"
+            f"no {spec} bars for {instrument_id} in catalog {catalog.url}"
             + (f" (it has: {', '.join(known)})" if known else ""),
             hint=(
                 f"fetch them: make fetch SYMBOLS={instrument_id} START=… END=… BAR={spec}  "

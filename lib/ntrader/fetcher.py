@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock, Timeout
 from ib_async import BarData, Contract
 from loguru import logger
 from nautilus_trader.model.data import BarType
@@ -88,23 +86,17 @@ def missing_sessions(catalog: Catalog, target: FetchTarget, calendar: str) -> li
 @contextlib.contextmanager
 def fetch_lock(catalog: Catalog) -> Iterator[None]:
     """One fetch at a time per catalog; a second one is refused at once."""
-    meta = catalog.root / ".ntrader"
-    meta.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(meta / "fetch.lock"))
-    owner = meta / "fetch.lock.owner"
+    lock = catalog.store.lock("fetch")
     try:
         lock.acquire(timeout=0)
-    except Timeout:
-        who = owner.read_text().strip() if owner.exists() else "another process"
+    except CatalogBusy:
         raise CatalogBusy(
-            f"a fetch is already running on catalog {catalog.root} ({who})",
+            f"a fetch is already running on catalog {catalog.url} ({lock.holder()})",
             hint="wait for it to finish (or stop it); its progress is in its run folder",
         ) from None
     try:
-        owner.write_text(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         yield
     finally:
-        owner.unlink(missing_ok=True)
         lock.release()
 
 

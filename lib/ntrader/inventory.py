@@ -38,4 +38,4 @@ def record(a: Availability, tz: str = DISPLAY_TZ) -> dict[str, Any]:
 
 def list_catalog(catalog: Catalog) -> list[Availability]:
     """Availability of every bar type, measured from the files (Parquet metadata)."""
-    return [catalog.availability(bt) for bt in catalog.bar_types()]
+    return catalog.availability_many(catalog.bar_types())

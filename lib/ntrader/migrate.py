@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 from loguru import logger
 from nautilus_trader.model.data import BarType
 from tqdm import tqdm
@@ -227,7 +226,8 @@ def _catalog_keys(catalog: Catalog, bt: BarType, lo: int | None, hi: int | None)
     parts = []
     for f in catalog.files(bt):
         if f.overlaps(lo, hi):
-            ts = pq.read_table(f.path, columns=["ts_event"]).column(0).to_numpy().astype(np.int64)
+            table = catalog.store.read_table(f.path, columns=["ts_event"])
+            ts = table.column(0).to_numpy().astype(np.int64)
             parts.append(ts[(ts >= (lo or 0)) & (ts <= (hi if hi is not None else ts.max()))])
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 

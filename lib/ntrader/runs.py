@@ -192,8 +192,21 @@ def run_task(
         write_json_atomic(run_dir / "summary.json", summary)
         logger.info(f"run folder: {run_dir}")
     if hc.mode == RunMode.RUN:
-        sys.exit(code)
+        exit_now(code)
     return code
+
+
+def exit_now(code: int) -> None:
+    """End a finished single run with ``code``, skipping native libraries' teardown.
+
+    Arrow's C++ thread pools can abort the interpreter at exit ("terminate called without an
+    active exception", SIGABRT; apache/arrow#34314 — seen here once in ~90 runs), which would turn a
+    finished run's exit code into -6. Everything is written and flushed by now."""
+    logger.complete()
+    logger.remove()  # closes the run folder's log file
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _write_prejob_summary() -> None:
