@@ -4,7 +4,9 @@
   on a local Ray instance (2 CPUs) started by the script: same sweep summary, same exit code;
 * `make sweep LAUNCHER=ray RAY_ADDRESS=… RUNS=s3://…` joining a Ray cluster this module starts
   (`ray start --head`, 2 CPUs), with run folders in a bucket on the session's moto S3 server;
-* the AWS secret key in none of the files any of these sweeps wrote, locally or in the bucket.
+* the AWS secret key in none of the files any of these sweeps wrote, locally or in the bucket;
+* single runs with RUNS=s3://…: uploaded on success and on failure; a failed upload keeps the
+  folder locally and exits 4.
 
 Ray processes: the script's local instance ends with the script; the cluster is this module's
 `ray start --block` process group, killed at teardown (and checked gone).
@@ -299,3 +301,58 @@ def test_aws_secret_key_is_in_no_output_file(s3_cluster_sweep, local_sweeps, cat
     assert len(local) > 20
     assert not [f for f in local if secret in f.read_bytes()]
     assert SECRET_KEY not in p.stdout + p.stderr
+
+
+# ------------------------------------------------------------------------ single runs on S3
+
+
+def backtest(catalog: Path, symbol: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "scripts/backtest.py",
+            f"catalog.path={catalog}",
+            f"symbol={symbol}",
+            "reports.tearsheet=false",
+            "reports.equity_png=false",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_single_runs_go_to_the_bucket_on_success_and_on_failure(catalog, s3, tmp_path):  # noqa: F811
+    bucket = s3.fresh_bucket()
+    env = env_with(f"s3://{bucket}/runs", NTRADER_STAGING=str(tmp_path / "stage"), **s3.env)
+    ok, bad = backtest(catalog, "AAPL", env), backtest(catalog, "NVDA", env)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert bad.returncode == 1 and "no instrument" in bad.stderr
+    fs = s3.fs()
+    folders = fs.ls(f"{bucket}/runs/backtest")
+    assert len(folders) == 2
+    summaries = [json.loads(fs.cat(f"{d}/summary.json")) for d in folders]
+    by_status = {s["status"]: s for s in summaries}
+    assert set(by_status) == {"ok", "failed"} and by_status["failed"]["exit_code"] == 1
+    for d, s in zip(folders, summaries, strict=True):
+        assert s["run_dir"] == f"s3://{d}"
+        assert fs.exists(f"{d}/.hydra/config.yaml") and fs.exists(f"{d}/backtest.log")
+    assert fs.exists(f"{folders[summaries.index(by_status['ok'])]}/fills.csv")
+    assert not [f for f in (tmp_path / "stage").rglob("*") if f.is_file()]
+
+
+def test_a_failed_upload_keeps_the_run_folder_and_exits_4(catalog, s3, tmp_path):  # noqa: F811
+    stage = tmp_path / "stage"
+    env = env_with("s3://no-such-bucket-ntrader/runs", NTRADER_STAGING=str(stage), **s3.env)
+    r = backtest(catalog, "AAPL", env)
+    assert r.returncode == 4, r.stderr[-3000:]
+    assert (
+        "could not upload the run folder to s3://no-such-bucket-ntrader/runs/backtest/" in r.stderr
+    )
+    (summary_file,) = stage.rglob("summary.json")  # the backtest's outputs are kept locally
+    s = json.loads(summary_file.read_text())
+    assert s["status"] == "failed" and s["exit_code"] == 4 and "upload" in s["error"]["message"]
+    assert s["result"]["fills"] > 0 and (summary_file.parent / "fills.csv").exists()
+    assert s["run_dir"] == str(summary_file.parent)
