@@ -33,6 +33,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
+
+from ntrader import sweep
 
 from .backtest_fixtures import make_catalog
 from .conftest import REPO
@@ -143,6 +146,23 @@ def test_ray_launcher_gives_the_joblib_sweep_summary_and_exit_code(local_sweeps)
             pnl = (summary.get("result") or {}).get("pnl")
             assert pnl == (float(row["pnl"]) if row["pnl"] else None)
         assert (Path(s.root) / "leaderboard.md").read_text().count("| - |") >= 2
+        # the callback knows every job launched (a job without a folder would be `missing`)
+        launched = sweep.launched_jobs(OmegaConf.load(Path(s.root) / "multirun.yaml"))
+        assert launched is not None
+        assert [set(o.split()) for o in launched] == [set(r["overrides"].split()) for r in s.rows]
+
+
+def test_a_launched_job_without_a_folder_is_a_missing_row_that_fails_the_sweep(tmp_path):
+    job = tmp_path / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- symbol=AAPL\n")
+    (job / "summary.json").write_text(json.dumps({"status": "ok", "exit_code": 0}))
+    rows = sweep.collect(tmp_path, expected=["symbol=AAPL", "symbol=MSFT"])
+    assert [(r["job"], r["status"], r["exit_code"]) for r in rows] == [
+        (0, "ok", 0),
+        (1, "missing", None),  # None counts as exit 4 for the sweep
+    ]
+    assert rows[1]["overrides"] == "symbol=MSFT" and "RUNS=s3://" in rows[1]["error"]
 
 
 def test_ray_sweep_jobs_ran_as_ray_tasks(local_sweeps):

@@ -105,18 +105,52 @@ def _job_row(job: Folder) -> dict[str, Any]:
     return row
 
 
-def collect(sweep_dir: str | Path, leftovers: Path | None = None) -> list[dict[str, Any]]:
+def collect(
+    sweep_dir: str | Path, leftovers: Path | None = None, expected: list[str] | None = None
+) -> list[dict[str, Any]]:
     """One row per job folder of ``sweep_dir`` (a path or a URL).
 
     ``leftovers``: the local staging folder of a sweep on object storage; a job whose upload
-    failed kept its folder there and is read from it.
+    failed kept its folder there and is read from it. ``expected``: the overrides of every job
+    launched (see :func:`launched_jobs`); a job without a folder gets a ``missing`` row.
     """
     jobs = {int(j.name): j for j in Folder(sweep_dir).job_folders()}
     if leftovers is not None and leftovers.is_dir():
         for d in leftovers.iterdir():
             if d.is_dir() and d.name.isdigit() and int(d.name) not in jobs:
                 jobs[int(d.name)] = Folder(d)
-    return [_job_row(jobs[n]) for n in sorted(jobs)]
+    rows = {n: _job_row(job) for n, job in jobs.items()}
+    for n, overrides in enumerate(expected or []):
+        rows.setdefault(
+            n,
+            {
+                "job": n,
+                "overrides": overrides,
+                "status": "missing",
+                "exit_code": None,
+                "error": "no job folder: the job was lost, or wrote it on another machine "
+                "(a sweep on a cluster needs RUNS=s3://… or a shared filesystem)",
+            },
+        )
+    return [rows[n] for n in sorted(rows)]
+
+
+def launched_jobs(config: DictConfig) -> list[str] | None:
+    """The overrides of each job Hydra's basic sweeper launched, in job order (None: another
+    sweeper, whose jobs cannot be listed here)."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        if not str(config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+            return None
+        params = config.hydra.sweeper.get("params") or {}
+        args = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+        parsed = OverridesParser.create().parse_overrides(args)
+        (batch,) = BasicSweeper.split_arguments(parsed, None)
+        return [" ".join(job) for job in batch]
+    except Exception:  # hydra internals moved: list the folders found, as before
+        return None
 
 
 def _rank_key(rank_by: str) -> Callable[[dict[str, Any]], tuple[int, float]]:
@@ -138,12 +172,15 @@ def _fmt(v: Any) -> str:
 
 
 def write_summary(
-    sweep_dir: str | Path, rank_by: str = "sharpe", leftovers: Path | None = None
+    sweep_dir: str | Path,
+    rank_by: str = "sharpe",
+    leftovers: Path | None = None,
+    expected: list[str] | None = None,
 ) -> tuple[str, str, list[dict]]:
     """Write ``sweep_summary.csv`` and ``leaderboard.md`` into ``sweep_dir`` (a path or a URL);
     returns where they are and the rows, best first."""
     folder = Folder(sweep_dir)
-    rows = collect(sweep_dir, leftovers)
+    rows = collect(sweep_dir, leftovers, expected)
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
     w.writeheader()
@@ -183,11 +220,14 @@ class SweepSummary(Callback):
         global WORST_EXIT_CODE
         WORST_EXIT_CODE = SYSTEM_ERROR  # until the summary is written (Hydra only warns on raise)
         url = run_store.store_url(sweep_dir)
+        expected = launched_jobs(config)
         if url is None:
-            csv_path, md_path, ranked = write_summary(sweep_dir, self.rank_by)
+            csv_path, md_path, ranked = write_summary(sweep_dir, self.rank_by, expected=expected)
         else:
             try:
-                csv_path, md_path, ranked = _summarise_in_store(sweep_dir, url, self.rank_by)
+                csv_path, md_path, ranked = _summarise_in_store(
+                    sweep_dir, url, self.rank_by, expected
+                )
             except Exception as exc:
                 print(
                     f"system error: the sweep summary could not be written to {url}: "
@@ -195,7 +235,7 @@ class SweepSummary(Callback):
                     f"the AWS_* variables; what the jobs left locally is summarised in {sweep_dir}",
                     file=sys.stderr,
                 )
-                csv_path, md_path, ranked = write_summary(sweep_dir, self.rank_by)
+                csv_path, md_path, ranked = write_summary(sweep_dir, self.rank_by, None, expected)
                 _report(ranked, csv_path, md_path, self.rank_by)
                 return  # WORST_EXIT_CODE stays 4
         codes = [r.get("exit_code") for r in ranked]
@@ -203,11 +243,13 @@ class SweepSummary(Callback):
         _report(ranked, csv_path, md_path, self.rank_by)
 
 
-def _summarise_in_store(sweep_dir: Path, url: str, rank_by: str) -> tuple[str, str, list[dict]]:
+def _summarise_in_store(
+    sweep_dir: Path, url: str, rank_by: str, expected: list[str] | None
+) -> tuple[str, str, list[dict]]:
     """Jobs uploaded their folders; add ``multirun.yaml``, summarise from the store, tidy up."""
     scrub_files(sweep_dir, "multirun.yaml")
     run_store.upload(sweep_dir, url, top_level_only=True)
-    result = write_summary(url, rank_by, leftovers=sweep_dir)
+    result = write_summary(url, rank_by, leftovers=sweep_dir, expected=expected)
     for f in sweep_dir.iterdir():
         if f.is_file():
             f.unlink()
