@@ -10,12 +10,13 @@ UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo .tools/uv/bin/uv)
 STAMP := $(VENV)/.synced
 
 # Public variables (see README "Make targets"): CATALOG ARGS FORMAT SYMBOL SYMBOLS BAR START END
-# MODE CSV. Each becomes a Hydra override only when set.
+# MODE CSV. Each becomes a Hydra override only when set. RUNS (every target) = root of the run
+# folders, a directory or s3://bucket/prefix (env NTRADER_RUNS for the script).
 quote = '$(1)="$(2)"'
 opt = $(if $(2),$(call quote,$(1),$(2)))
 COMMON = $(call opt,catalog.path,$(CATALOG)) $(call opt,bars.spec,$(BAR)) $(ARGS)
 # Run a script; GNU make exits 2 on ANY failed recipe, so name the script's own exit code.
-run = $(PY) scripts/$(1).py $(2) || { rc=$$?; echo "scripts/$(1).py exited with code $$rc (README: Exit codes)" >&2; exit $$rc; }
+run = $(if $(RUNS),NTRADER_RUNS='$(RUNS)' )$(PY) scripts/$(1).py $(2) || { rc=$$?; echo "scripts/$(1).py exited with code $$rc (README: Exit codes)" >&2; exit $$rc; }
 
 .PHONY: help setup test test-all lint format bench import scan check fetch sim demo backtest sweep rerun migrate clean-runs
 
@@ -95,8 +96,17 @@ BT_ARGS = $(call opt,dates.start,$(START)) $(call opt,dates.end,$(END)) $(if $(D
 backtest: $(STAMP) ## Backtest from the catalog: make backtest SYMBOL=AAPL [START=2024-01-02 END=2024-03-28 | DATES=2024q1] [STRATEGY=ema_cross_long_only] [SET=mega_caps]
 	@$(call run,backtest,$(call opt,symbol,$(SYMBOL)) $(BT_ARGS) $(COMMON))
 
-sweep: $(STAMP) ## Hydra multirun over symbols x dates x params: make sweep SYMBOLS=AAPL,MSFT DATES=2024q1,2024q2 ARGS="strategy.params.fast_ema_period=5,10" [JOBS=2]
-	@$(call run,backtest,-m $(if $(or $(SYMBOLS),$(SYMBOL)),symbol=$(or $(SYMBOLS),$(SYMBOL))) $(BT_ARGS) $(if $(JOBS),hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)) $(COMMON))
+# Sweep launchers: LAUNCHER=joblib (default when JOBS is set; JOBS parallel jobs), ray (a local
+# Ray instance with JOBS CPUs, default all; RAY_ADDRESS=host:6379 joins a cluster instead) or
+# submitit (SLURM, conf/hydra/launcher/submitit.yaml). No LAUNCHER and no JOBS: one job at a time.
+LAUNCHER_ARGS_joblib = hydra/launcher=joblib $(if $(JOBS),hydra.launcher.n_jobs=$(JOBS))
+LAUNCHER_ARGS_ray = hydra/launcher=ntrader_ray $(if $(RAY_ADDRESS),$(call opt,hydra.launcher.ray.init.address,$(RAY_ADDRESS)),$(if $(JOBS),hydra.launcher.ray.init.num_cpus=$(JOBS)))
+LAUNCHER_ARGS_submitit = hydra/launcher=submitit
+SWEEP_LAUNCHER = $(or $(LAUNCHER),$(if $(JOBS),joblib))
+
+sweep: $(STAMP) ## Hydra multirun over symbols x dates x params: make sweep SYMBOLS=AAPL,MSFT DATES=2024q1,2024q2 ARGS="strategy.params.fast_ema_period=5,10" [JOBS=2] [LAUNCHER=joblib|ray|submitit] [RAY_ADDRESS=host:6379] [RUNS=s3://bucket/runs]
+	@case "$(SWEEP_LAUNCHER)" in ""|joblib|ray|submitit) ;; *) echo "usage: make sweep … LAUNCHER=joblib|ray|submitit (not '$(LAUNCHER)')"; exit 2;; esac
+	@$(call run,backtest,-m $(if $(or $(SYMBOLS),$(SYMBOL)),symbol=$(or $(SYMBOLS),$(SYMBOL))) $(BT_ARGS) $(if $(SWEEP_LAUNCHER),$(LAUNCHER_ARGS_$(SWEEP_LAUNCHER))) $(COMMON))
 
 rerun: $(STAMP) ## Re-run a backtest from its run folder's saved config: make rerun RUN=runs/backtest/2024-05-01_10-00-00
 	@test -n "$(RUN)" && test -f "$(RUN)/.hydra/config.yaml" || { echo "usage: make rerun RUN=runs/backtest/<stamp>  (a folder holding .hydra/config.yaml)"; exit 2; }

@@ -2,7 +2,8 @@
 
     python bench/run.py                      # everything (~5 min on 2 cores)
     python bench/run.py --only import,load   # a selection of: import, load, scan, scale,
-                                             #   check, backtest, sweep, fetch, migrate
+                                             #   check, backtest, sweep, launchers, fetch,
+                                             #   migrate
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
 
@@ -49,6 +50,7 @@ import backtest_bench as btb
 import fetch_bench as fb
 import gen
 import migrate_bench as mb
+import sweep_launcher_bench as slb
 from ntrader.bar_codec import table_to_frame
 from ntrader.barframe import BarFrame
 from ntrader.catalog import Catalog
@@ -61,7 +63,18 @@ from ntrader.sessions import clear_calendar_cache
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 PY = sys.executable
-BENCHES = ("import", "load", "scan", "scale", "check", "backtest", "sweep", "fetch", "migrate")
+BENCHES = (
+    "import",
+    "load",
+    "scan",
+    "scale",
+    "check",
+    "backtest",
+    "sweep",
+    "launchers",
+    "fetch",
+    "migrate",
+)
 MINUTE_NS = 60_000_000_000
 STARTUP = "scripts/scan.py format=json on an empty catalog"
 
@@ -828,6 +841,15 @@ class Bench:
             f"joblib {ok_counts[2]}/{len(rows[2])}; pnl identical per override set: {same} "
             f"({len(set(pnl_seq.values()))} distinct pnls)",
         )
+
+    # -------------------------------------------------------------------------------- launchers
+    def bench_launchers(self) -> None:
+        """joblib vs Ray launcher on the sweep's 8 configs (bench/sweep_launcher_bench.py)."""
+        rows, checks = slb.run(self)
+        for row in rows:
+            self.add(Row("launchers", **row))
+        for ok, text in checks:
+            self.results.check(ok, text)
 
     # -------------------------------------------------------------------------------- fetch
     def bench_fetch(self) -> None:

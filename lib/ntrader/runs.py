@@ -2,7 +2,9 @@
 
 Each run gets ``runs/<script>/<YYYY-MM-DD_HH-MM-SS>[_<tag>]/`` (Hydra's run dir) with ``.hydra/``,
 ``<script>.log`` (every line carries the run id) and ``summary.json`` — written on success AND on
-failure. Exceptions map to exit codes in one place (``ntrader.errors``).
+failure. Exceptions map to exit codes in one place (``ntrader.errors``). With the runs root on
+object storage (``NTRADER_RUNS=s3://…``) the folder is staged locally and uploaded when the run
+ends, whatever its outcome (``ntrader.run_store``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from loguru import logger
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ntrader.errors import INPUT_ERROR, InputError, NtraderError, exit_code_for
+from ntrader import run_store
+from ntrader.errors import INPUT_ERROR, SYSTEM_ERROR, InputError, NtraderError, exit_code_for
 from ntrader.secrets import redact, scrub_files
 
 _RUN_DIRS: dict[str, str] = {}
@@ -31,7 +34,10 @@ _JOB_STARTED = False
 
 
 def _unique_run_dir(base: str) -> str:
-    """``base`` if free, else ``base-2``, ``base-3`` … (two runs started in the same second)."""
+    """``base`` if free, else ``base-2``, ``base-3`` … (two runs started in the same second).
+
+    A staged folder must be free in the store as well (runs from other machines land there).
+    """
     if base in _RUN_DIRS:
         return _RUN_DIRS[base]
     candidate, n = base, 1
@@ -39,17 +45,32 @@ def _unique_run_dir(base: str) -> str:
     while True:
         try:
             os.mkdir(candidate)
-            break
+            if not _taken_in_store(candidate):
+                break
+            os.rmdir(candidate)
         except FileExistsError:
-            n += 1
-            candidate = f"{base}-{n}"
+            pass
+        n += 1
+        candidate = f"{base}-{n}"
     _RUN_DIRS[base] = candidate
     return candidate
+
+
+def _taken_in_store(local: str) -> bool:
+    url = run_store.store_url(local)
+    if url is None:
+        return False
+    try:
+        return run_store.exists(url)
+    except Exception:  # no access: the upload at the end reports it with a hint
+        return False
 
 
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("unique_dir"):
         OmegaConf.register_new_resolver("unique_dir", _unique_run_dir)
+    if not OmegaConf.has_resolver("runs_root"):  # cached: a sweep's jobs get the driver's value
+        OmegaConf.register_new_resolver("runs_root", run_store.local_root, use_cache=True)
     if not OmegaConf.has_resolver("suffix"):
         OmegaConf.register_new_resolver("suffix", lambda x: f"_{x}" if x else "")
     if not OmegaConf.has_resolver("last_session"):
@@ -102,7 +123,8 @@ def _tagged(prefix: str) -> Callable[[Any], str]:
     return fmt
 
 
-def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") -> None:
+def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") -> int:
+    """Console + ``<run_dir>/<script>.log``; returns the id of the file sink."""
     logger.remove()
     logger.configure(extra={"run_id": run_id})
     tty = stderr_is_tty()
@@ -111,7 +133,7 @@ def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") 
     else:  # cron / CI: concurrent runs share one log stream
         console = _tagged("{time:YYYY-MM-DD HH:mm:ss} {level: <7} [{extra[run_id]}] ")
     logger.add(sys.stderr, level=level.upper(), format=console, colorize=tty)
-    logger.add(
+    return logger.add(
         run_dir / f"{script}.log",
         level="DEBUG",
         format=_tagged("{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} [{extra[run_id]}] {name}: "),
@@ -130,7 +152,9 @@ def run_task(
     """Run a script body inside its run folder; always write ``summary.json``; return exit code.
 
     In a single run the process exits with that code; in a Hydra multirun the code is returned so
-    the sweep goes on (the sweep callback reads each job's ``summary.json``).
+    the sweep goes on (the sweep callback reads each job's ``summary.json``). A staged run folder
+    (runs root on object storage) is uploaded at the very end; if that fails the local copy stays,
+    its ``summary.json`` says so and the code becomes 4.
     """
     global _JOB_STARTED
     _JOB_STARTED = True
@@ -145,11 +169,12 @@ def run_task(
     run_id = f"{script}/{run_dir.name}"
     if hc.mode != RunMode.RUN:  # multirun job folders are numbers under the sweep folder
         run_id = f"{script}/{run_dir.parent.name}/{run_dir.name}"
-    setup_logging(run_dir, script, run_id, str(cfg.get("log_level", "INFO")))
+    file_sink = setup_logging(run_dir, script, run_id, str(cfg.get("log_level", "INFO")))
     ctx = RunContext(script, run_dir, run_id)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    summary: dict[str, Any] = {"script": script, "run_id": run_id, "run_dir": str(run_dir)}
+    where = run_store.location(run_dir)  # the store URL of a staged folder, else the local path
+    summary: dict[str, Any] = {"script": script, "run_id": run_id, "run_dir": where}
     code = 0
     try:
         try:
@@ -190,10 +215,34 @@ def run_task(
         summary["timings"] = ctx.timings
         summary["counts"] = ctx.counts
         write_json_atomic(run_dir / "summary.json", summary)
-        logger.info(f"run folder: {run_dir}")
+        logger.info(f"run folder: {where}")
+        logger.remove(file_sink)  # the log is complete: close it before the upload
+        code = _publish(run_dir, summary, code)
     if hc.mode == RunMode.RUN:
         exit_now(code)
     return code
+
+
+def _publish(run_dir: Path, summary: dict[str, Any], code: int) -> int:
+    """Upload a staged run folder to the store; on failure keep it and record why (exit 4)."""
+    if run_store.store_url(run_dir) is None:
+        return code
+    try:
+        run_store.publish(run_dir)
+        return code
+    except Exception as exc:
+        message = redact(f"{type(exc).__name__}: {exc}")
+        logger.error(f"system error: could not upload the run folder to {summary['run_dir']}")
+        logger.error(message)
+        logger.error(f"what to do: the run folder is kept at {run_dir}; check the store access")
+        summary.update(status="failed", exit_code=max(code, SYSTEM_ERROR), run_dir=str(run_dir))
+        summary["error"] = {
+            "kind": "system error",
+            "message": f"upload to {run_store.store_url(run_dir)} failed: {message}",
+            "hint": "check the bucket and the AWS credentials / endpoint (AWS_* variables)",
+        }
+        write_json_atomic(run_dir / "summary.json", summary)
+        return max(code, SYSTEM_ERROR)
 
 
 def exit_now(code: int) -> None:
@@ -213,26 +262,25 @@ def _write_prejob_summary() -> None:
     """Hydra rejected the config before the job started: still leave a run folder + summary."""
     script = Path(sys.argv[0]).stem
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    run_dir = Path(_unique_run_dir(f"{os.environ.get('NTRADER_RUNS', 'runs')}/{script}/{stamp}"))
+    run_dir = Path(_unique_run_dir(f"{run_store.local_root()}/{script}/{stamp}"))
     now = datetime.now(UTC).isoformat()
-    write_json_atomic(
-        run_dir / "summary.json",
-        {
-            "script": script,
-            "run_id": f"{script}/{run_dir.name}",
-            "run_dir": str(run_dir),
-            "status": "failed",
-            "exit_code": INPUT_ERROR,
-            "error": {
-                "kind": "input error",
-                "message": "invalid configuration or override (Hydra's message is on stderr)",
-                "hint": "check the override names against conf/*.yaml and `make help`",
-            },
-            "overrides": sys.argv[1:],
-            "started": now,
-            "finished": now,
+    summary = {
+        "script": script,
+        "run_id": f"{script}/{run_dir.name}",
+        "run_dir": run_store.location(run_dir),
+        "status": "failed",
+        "exit_code": INPUT_ERROR,
+        "error": {
+            "kind": "input error",
+            "message": "invalid configuration or override (Hydra's message is on stderr)",
+            "hint": "check the override names against conf/*.yaml and `make help`",
         },
-    )
+        "overrides": sys.argv[1:],
+        "started": now,
+        "finished": now,
+    }
+    write_json_atomic(run_dir / "summary.json", summary)
+    _publish(run_dir, summary, INPUT_ERROR)
 
 
 def entry(hydra_main: Callable[[], Any]) -> None:
