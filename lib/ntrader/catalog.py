@@ -298,7 +298,7 @@ class Catalog:
         iid = str(instrument_id)
         data = self.root / "data"
         kinds = [k for k in self.store.list_dirs(data) if k != "bar"]
-        if not any(iid in self.store.list_dirs(data / k) for k in kinds):
+        if not any(self.store.exists(data / k / iid) for k in kinds):
             return None
         found = self.nautilus().instruments(instrument_ids=[iid])
         return found[0] if found else None
