@@ -55,6 +55,7 @@ class Source:
         self.page_rows = int(page_rows)
         self.scrub = Scrubber(dsn)
         self.ts_type = ""
+        self.types: dict[str, str] = {}
         self._adbc: Any = None
         self._adbc_pid: int | None = None
         self._pages_read = 0
@@ -101,18 +102,23 @@ class Source:
     # ------------------------------------------------------------------ schema, statistics
     def inspect(self) -> dict[str, str]:
         """Column name -> data type of the table (``information_schema.columns``)."""
-        types, self.ts_type = inspect_columns(
+        self.types, self.ts_type = inspect_columns(
             self.conn, self.spec, self._errors, redact_dsn(self.dsn)
         )
-        return types
+        return self.types
 
     def valid_predicate(self, *, dst_check: bool) -> sql.Composable:
         """Rows the catalog can take (the server-side twin of ``migrate.accept``)."""
-        return self.spec.valid_predicate(dst_check=dst_check)
+        version = int(self.conn.info.server_version)
+        return self.spec.valid_predicate(
+            dst_check=dst_check, types=self.types, server_version=version
+        )
 
     def stats(self, symbols: Sequence[str] | None, *, dst_check: bool) -> dict[str, Stats]:
         """One pass over the table: per symbol counts, valid range and decimals."""
-        return table_stats(self.conn, self.spec, self._errors, symbols, dst_check=dst_check)
+        return table_stats(
+            self.conn, self.spec, self._errors, symbols, dst_check=dst_check, types=self.types
+        )
 
     # ------------------------------------------------------------------ bulk read (ADBC)
     def _adbc_cursor(self) -> Any:
