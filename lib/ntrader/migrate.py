@@ -20,11 +20,13 @@ import sys
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
 from nautilus_trader.model.data import BarType
@@ -187,7 +189,7 @@ def up_to_date(plan: Plan, catalog: Catalog) -> bool:
 
 def migrate_symbol(
     plan: Plan,
-    source: Source,
+    pages: Iterator[pa.Table],
     catalog: Catalog,
     tmap: TimeMap,
     opts: Options,
@@ -200,7 +202,7 @@ def migrate_symbol(
     if plan.stats.null_ts:
         rejects.add(plan.symbol, "NULL", "NULL timestamp", plan.stats.null_ts)
         plan.rows_rejected += plan.stats.null_ts
-    for page in source.pages(plan.symbol):
+    for page in pages:
         conv = convert(page, tmap, plan.price_precision, plan.size_precision)
         if len(conv.rejected_index):
             keys = page.column("ts").take(conv.rejected_index).to_pylist()
@@ -337,14 +339,19 @@ def run_migration(
         else:
             total_rows = sum(p.stats.total - p.stats.null_ts for p in todo)
             show = sys.stderr.isatty()
-            with tqdm(total=total_rows, unit="row", unit_scale=True, disable=not show) as bar:
+            with (
+                tqdm(total=total_rows, unit="row", unit_scale=True, disable=not show) as bar,
+                source.read_ahead([p.symbol for p in todo]) as reader,
+            ):
                 for i, p in enumerate(todo, 1):
                     bar.set_description(f"{i}/{len(todo)} {p.symbol}")
                     logger.info(
                         f"{p.symbol} -> {p.bar_type}: {p.stats.total:,} source rows "
                         f"(price precision {p.price_precision}){' · ' + p.note if p.note else ''}"
                     )
-                    migrate_symbol(p, source, catalog, tmap, opts, rejects, bar, totals)
+                    migrate_symbol(
+                        p, reader.pages(p.symbol), catalog, tmap, opts, rejects, bar, totals
+                    )
                     logger.info(f"{p.symbol}: added {p.rows_added:,}, rejected {p.rows_rejected:,}")
         t1 = time.perf_counter()
         report_rows: list[dict[str, Any]] = []

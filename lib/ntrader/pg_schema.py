@@ -90,7 +90,9 @@ INTEGERS = ("smallint", "integer", "bigint")
 FLOATS = ("double precision", "real")
 
 
-def _finite(col: sql.Identifier, data_type: str | None, server_version: int) -> sql.Composable | None:
+def _finite(
+    col: sql.Identifier, data_type: str | None, server_version: int
+) -> sql.Composable | None:
     """``col`` is neither NaN nor ±Infinity (-Infinity fails the sign checks anyway); ``None``
     when the type cannot hold them. NaN sorts above Infinity in PostgreSQL's numeric and float
     orderings, so ``< 'Infinity'`` rules out both."""
