@@ -62,7 +62,9 @@ class SourceSpec:
         cost more than the rest of the statistics pass together.
         """
         ts, o, h, lo, c, v = (self.col(r) for r in ROLES[1:])
-        parts = [sql.SQL("{} IS NOT NULL").format(x) for x in (ts, o, h, lo, c, v)]
+        parts: list[sql.Composable] = [
+            sql.SQL("{} IS NOT NULL").format(x) for x in (ts, o, h, lo, c, v)
+        ]
         for role in ROLES[2:]:
             finite = _finite(self.col(role), (types or {}).get(self.name(role)), server_version)
             if finite is not None:
