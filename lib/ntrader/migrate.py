@@ -103,8 +103,22 @@ def migrate_symbol(
 def run_migration(
     source: Source, catalog: Catalog, opts: Options, tmap: TimeMap, run_dir: Path
 ) -> dict[str, Any]:
-    """Plan, migrate (unless validate-only), validate; returns the validation report."""
+    """Plan, migrate (unless validate-only), validate; returns the validation report.
+
+    A migrated symbol is validated as soon as it is written, while the reader thread already
+    streams the next symbol (the server keeps working); the others are validated at the end.
+    """
     tp = time.perf_counter()
+    checked: dict[str, dict[str, Any]] = {}
+    validate_s = 0.0
+
+    def validate(p: Plan) -> dict[str, Any]:
+        nonlocal validate_s
+        tv = time.perf_counter()
+        checked[p.symbol] = validate_symbol(p, source, catalog, tmap, opts)
+        validate_s += time.perf_counter() - tv
+        return checked[p.symbol]
+
     plans = make_plans(source, catalog, tmap, opts)
     rejects = Rejects(run_dir / "rejected.csv", opts.max_listed)
     totals: Counter[str] = Counter()
@@ -139,7 +153,8 @@ def run_migration(
                         p, reader.pages(p.symbol), catalog, tmap, opts, rejects, bar, totals
                     )
                     logger.info(f"{p.symbol}: added {p.rows_added:,}, rejected {p.rows_rejected:,}")
-        t1 = time.perf_counter()
+                    validate(p)
+        t1, inline_s = time.perf_counter(), validate_s
         report_rows: list[dict[str, Any]] = []
         for p in plans:
             row: dict[str, Any] = {
@@ -153,7 +168,7 @@ def run_migration(
                 "rejected_rows": sum(rejects.by_symbol(p.symbol).values()),
             }
             if p.status in ("migrate", "up to date", "validate only"):
-                row.update(validate_symbol(p, source, catalog, tmap, opts))
+                row.update(checked.get(p.symbol) or validate(p))
             else:
                 row.update(source_rows=p.stats.total, status="skipped", problems=[])
             report_rows.append(row)
@@ -168,8 +183,8 @@ def run_migration(
         "ok": not mismatched,
         "seconds": {
             "plan": round(t0 - tp, 3),
-            "migrate": round(t1 - t0, 3),
-            "validate": round(time.perf_counter() - t1, 3),
+            "migrate": round(t1 - t0 - inline_s, 3),  # validation time counted once, below
+            "validate": round(validate_s, 3),
         },
     }
 

@@ -14,7 +14,7 @@ import psycopg
 from loguru import logger
 from psycopg import sql
 
-from ntrader.pg_schema import Guard, SourceSpec, split_identifier
+from ntrader.pg_schema import INTEGERS, Guard, SourceSpec, split_identifier
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,9 @@ def table_stats(
         ts=ts,
         valid=valid,
         ps=price_scale,
-        vs=scale.format(s.col("volume")),
+        vs=sql.SQL("0")  # an integer column has no decimals: skip the per-row numeric cast
+        if (types or {}).get(s.name("volume")) in INTEGERS
+        else scale.format(s.col("volume")),
         table=split_identifier(s.table),
         where=where,
     )
