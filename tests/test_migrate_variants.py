@@ -201,3 +201,35 @@ def test_symbol_map_from_a_config_file_carries_quotes_and_sql_through_the_bulk_r
     assert rep[INJECTION]["status"] == rep["O'NEIL"]["status"] == "ok"
     assert rep[INJECTION]["spot_checks"] == 20 and rep["O'NEIL"]["catalog_rows"] == 25
     assert Path(r.summary()["run_dir"]).joinpath("validation.json").exists()
+
+
+@pytest.mark.parametrize("price_type", ["numeric", "double precision"])
+def test_nan_and_infinities_are_rejected_alike_on_the_server_and_in_the_conversion(
+    pg, db, tmp_path, run_script, price_type
+):
+    """The statistics pass counts valid rows on the server (its finiteness test looks at high
+    and volume only); the conversion rejects rows on the client. If the two disagreed, the
+    expected row count would differ from the catalog and validation would fail."""
+    create_table(pg, db, price_type=price_type)
+    pg.execute(db, f"ALTER TABLE market_data ALTER COLUMN volume TYPE {price_type}")
+    start = dt.datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+    rows = [list(r) for r in bars("AAPL", start, 12)]
+    inf, nan = "Infinity", "NaN"
+    broken = {  # row -> (column index, value): open, high, low, close, volume = 2..6
+        1: [(2, nan)], 2: [(3, inf)], 3: [(3, nan)], 4: [(4, "-Infinity")],
+        5: [(5, nan)], 6: [(6, inf)], 7: [(6, nan)], 8: [(2, inf), (3, inf), (5, inf)],
+    }  # fmt: skip
+    for i, changes in broken.items():
+        for col, value in changes:
+            rows[i][col] = value
+    pg.load(db, "market_data", COLS, rows)
+    cat = tmp_path / "catalog"
+    r = migrate(run_script, db, cat)
+    assert r.code == 0, r.stdout + r.stderr
+    rep = by_symbol(report_of(r))["AAPL"]
+    assert rep["status"] == "ok", rep["problems"]
+    assert rep["expected_rows"] == rep["catalog_rows"] == 12 - len(broken)
+    assert rep["rejected_rows"] == len(broken)
+    assert set(rep["rejected"]) <= {"NULL or NaN value", "infinite value", "non-positive price"}
+    kept = Catalog(cat).read("AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL")
+    assert list(kept.ts_event) == [ns(start.isoformat()) + (i + 1) * MIN for i in (0, 9, 10, 11)]

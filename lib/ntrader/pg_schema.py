@@ -59,13 +59,15 @@ class SourceSpec:
 
         ``types`` (column -> data type, from ``inspect_columns``) lets the finiteness test compare
         in the column's own type: a ``numeric -> float8`` cast goes through text on the server and
-        cost more than the rest of the statistics pass together.
+        cost more than the rest of the statistics pass together. Only ``high`` and ``volume`` need
+        it: PostgreSQL sorts NaN above +Infinity (numeric and float alike), so a finite high that
+        is >= open, close and low makes them finite too, and ``low > 0`` rules out -Infinity.
         """
         ts, o, h, lo, c, v = (self.col(r) for r in ROLES[1:])
         parts: list[sql.Composable] = [
             sql.SQL("{} IS NOT NULL").format(x) for x in (ts, o, h, lo, c, v)
         ]
-        for role in ROLES[2:]:
+        for role in ("high", "volume"):
             finite = _finite(self.col(role), (types or {}).get(self.name(role)), server_version)
             if finite is not None:
                 parts.append(finite)
