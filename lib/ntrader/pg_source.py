@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -58,6 +60,8 @@ class Source:
         self.scrub = Scrubber(dsn)
         self.ts_type = ""
         self.types: dict[str, str] = {}
+        self.stats_seconds = 0.0  # wall time of the statistics pass on the server
+        self._stats_job: tuple[Any, threading.Thread, dict[str, Any]] | None = None
         self._adbc: Any = None
         self._adbc_pid: int | None = None
         self._fault_after = _fault_pages()
@@ -98,6 +102,11 @@ class Source:
             raise
 
     def close(self) -> None:
+        if self._stats_job is not None:  # an unused prefetch: stop the query, wait for it
+            with contextlib.suppress(Exception):
+                self.conn.cancel_safe()
+            self._stats_job[1].join()
+            self._stats_job = None
         with contextlib.suppress(Exception):
             if self._adbc is not None:
                 self._adbc.close()
@@ -120,10 +129,42 @@ class Source:
         )
 
     def stats(self, symbols: Sequence[str] | None, *, dst_check: bool) -> dict[str, Stats]:
-        """One pass over the table: per symbol counts, valid range and decimals."""
-        return table_stats(
+        """One pass over the table: per symbol counts, valid range and decimals (the result of
+        ``prefetch_stats`` when it was started with the same arguments)."""
+        job, self._stats_job = self._stats_job, None
+        if job is not None:
+            key, thread, box = job
+            thread.join()
+            if key == (tuple(symbols or ()), dst_check):
+                if "error" in box:
+                    raise box["error"]
+                return dict(box["result"])
+        t0 = time.perf_counter()
+        out = table_stats(
             self.conn, self.spec, self._errors, symbols, dst_check=dst_check, types=self.types
         )
+        self.stats_seconds = time.perf_counter() - t0
+        return out
+
+    def prefetch_stats(self, symbols: Sequence[str] | None, *, dst_check: bool) -> None:
+        """Start the statistics pass in a thread: the server works while the caller goes on
+        (the migrate script imports Nautilus meanwhile). Needs ``inspect`` first."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                box["result"] = table_stats(
+                    self.conn, self.spec, self._errors, symbols, dst_check=dst_check,
+                    types=self.types,
+                )  # fmt: skip
+            except BaseException as exc:  # re-raised by ``stats`` in the caller's thread
+                box["error"] = exc
+            self.stats_seconds = time.perf_counter() - t0
+
+        thread = threading.Thread(target=run, name="pg-stats", daemon=True)
+        thread.start()
+        self._stats_job = ((tuple(symbols or ()), dst_check), thread, box)
 
     # ------------------------------------------------------------------ bulk read (ADBC)
     def _adbc_connection(self) -> Any:
