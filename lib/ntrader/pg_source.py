@@ -206,7 +206,8 @@ class Source:
     def read_ahead(self, symbols: Sequence[str]) -> ReadAhead:
         """A context manager streaming ``symbols`` in that order; ``.pages(symbol)`` per symbol
         (ascending by timestamp, pages of about ``page_rows`` rows, duplicates never split)."""
-        self._adbc_connection()
+        if symbols:
+            self._adbc_connection()
         return _GuardedReadAhead(self, symbols)
 
     def pages(self, symbol: str) -> Iterator[pa.Table]:

@@ -83,6 +83,8 @@ class ReadAhead:
 
     def _run(self) -> None:
         cur = None
+        if not self._symbols:
+            return
         try:
             cur = self._cursor()
             self._current = cur
