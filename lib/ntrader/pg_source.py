@@ -1,4 +1,4 @@
-"""The legacy PostgreSQL bars table, read safely: connection, errors, paged bulk reads.
+"""The legacy PostgreSQL bars table, read safely: connection, errors, streamed bulk reads.
 
 - DSN handling and redaction live in ``pg_dsn`` (the password never leaves it), the table's shape
   and the shared SQL pieces in ``pg_schema``, the per-symbol statistics pass in ``pg_stats``; the
