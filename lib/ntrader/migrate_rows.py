@@ -53,15 +53,17 @@ class TimeMap:
             return np.asarray(pc.cast(ts, pa.int32()), dtype=np.int64) * DAY_NS
         return np.asarray(pc.cast(ts, pa.int64()), dtype=np.int64) * 1_000
 
-    def ts_event(self, ts: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """(``ts_event`` ns, reason per row or "") for non-null source timestamps."""
+    def ts_event(
+        self, ts: pa.ChunkedArray | pa.Array
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, str]]]:
+        """(``ts_event`` ns, [(mask of rows to reject, reason)]) for non-null source timestamps."""
         raw = self._raw_ns(ts)
-        reason = np.full(len(raw), "", dtype=object)
+        problems: list[tuple[np.ndarray, str]] = []
         aware = self.ts_type == AWARE
         if self.daily_open:
             local = local_of(raw, self.zone) if aware else raw
             midnight = np.floor_divide(local, DAY_NS) * DAY_NS + self.step.calendar_days * DAY_NS
-            return localize(midnight, self.zone, "earliest", "latest"), reason
+            return localize(midnight, self.zone, "earliest", "latest"), problems
         utc = raw
         if not aware:
             try:
@@ -70,11 +72,13 @@ class TimeMap:
                 early = localize(raw, self.zone, "earliest", "earliest")
                 late = localize(raw, self.zone, "latest", "latest")
                 gap = late - early
-                reason[(gap > 0) & (gap <= 1_000)] = f"nonexistent local time in {self.zone} (DST)"
-                reason[gap > 1_000] = f"ambiguous local time in {self.zone} (DST)"
+                problems.append(
+                    ((gap > 0) & (gap <= 1_000), f"nonexistent local time in {self.zone} (DST)")
+                )
+                problems.append((gap > 1_000, f"ambiguous local time in {self.zone} (DST)"))
                 utc = early
         shift = self.step.interval_ns if self.label == "open" else 0
-        return utc + shift, reason
+        return utc + shift, problems
 
     def source_range(self, ts_event: int) -> tuple[Any, Any]:
         """The source timestamp range [lo, hi) that maps to ``ts_event`` (for spot checks)."""
@@ -108,8 +112,12 @@ class Converted:
 
 
 def convert(page: pa.Table, tmap: TimeMap, price_precision: int, size_precision: int) -> Converted:
-    """A page of source rows -> bars the catalog can take + the rejected rows with reasons."""
-    ts_event, reason = tmap.ts_event(page.column("ts"))
+    """A page of source rows -> bars the catalog can take + the rejected rows with reasons.
+
+    Each row gets the FIRST reason that applies (a small integer code while computing: object
+    arrays of strings compared per row cost more than the rest of the conversion).
+    """
+    ts_event, problems = tmap.ts_event(page.column("ts"))
     cols = {}
     for name in ("open", "high", "low", "close", "volume"):
         col = page.column(name)
@@ -117,30 +125,45 @@ def convert(page: pa.Table, tmap: TimeMap, price_precision: int, size_precision:
         digits = size_precision if name == "volume" else price_precision
         cols[name] = np.round(values, digits)
     o, h, lo, c, v = (cols[k] for k in ("open", "high", "low", "close", "volume"))
-    stacked = np.vstack([o, h, lo, c, v])
-    checks = [
-        (np.isnan(stacked).any(axis=0), "NULL or NaN value"),
-        (np.isinf(stacked).any(axis=0), "infinite value"),
-        (np.minimum(np.minimum(o, h), np.minimum(lo, c)) <= 0, "non-positive price"),
-        (v < 0, "negative volume"),
-        (h < lo, "high < low"),
-        (h < np.maximum(o, c), "high < max(open, close)"),
-        (lo > np.minimum(o, c), "low > min(open, close)"),
-    ]
-    for mask, why in checks:
-        reason[(reason == "") & mask] = why
-    ok = np.flatnonzero(reason == "")
-    order = ok[np.argsort(ts_event[ok], kind="stable")]
+    nan = np.isnan(o) | np.isnan(h) | np.isnan(lo) | np.isnan(c) | np.isnan(v)
+    finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)
+    code = np.zeros(len(ts_event), dtype=np.uint8)
+    reasons = [""]
+
+    def reject(mask: np.ndarray, why: str) -> None:
+        new = mask & (code == 0)
+        if new.any():
+            reasons.append(why)
+            code[new] = len(reasons) - 1
+
+    for mask, why in problems:
+        reject(mask, why)
+    with np.errstate(invalid="ignore"):  # NaN comparisons: those rows are rejected first
+        reject(nan, "NULL or NaN value")
+        reject(~finite, "infinite value")
+        reject(np.minimum(np.minimum(o, h), np.minimum(lo, c)) <= 0, "non-positive price")
+        reject(v < 0, "negative volume")
+        reject(h < lo, "high < low")
+        reject(h < np.maximum(o, c), "high < max(open, close)")
+        reject(lo > np.minimum(o, c), "low > min(open, close)")
+    ok = np.flatnonzero(code == 0)
+    t = ts_event[ok]
+    order = ok if bool(np.all(t[1:] > t[:-1])) else ok[np.argsort(t, kind="stable")]
     t = ts_event[order]
     if len(t) > 1 and bool(np.any(t[1:] == t[:-1])):
+        stacked = np.vstack([o, h, lo, c, v])
         same = np.r_[False, t[1:] == t[:-1]]
         group = np.cumsum(~same) - 1
         first = np.flatnonzero(~same)[group]
         differs = (stacked[:, order] != stacked[:, order[first]]).any(axis=0)
         conflict = np.bincount(group, weights=differs).astype(bool)[group]
         dup = np.r_[same[1:], False] | same  # member of a group of size > 1
-        reason[order[conflict & dup]] = "duplicate timestamp with different values"
-        reason[order[~conflict & same]] = "duplicate timestamp (identical copy dropped)"
+        marks = np.zeros(len(code), dtype=bool)
+        marks[order[conflict & dup]] = True
+        reject(marks, "duplicate timestamp with different values")
+        marks[:] = False
+        marks[order[~conflict & same]] = True
+        reject(marks, "duplicate timestamp (identical copy dropped)")
         order = order[~(conflict & dup) & ~(~conflict & same)]
     frame = BarFrame(
         ts_event[order],
@@ -152,5 +175,5 @@ def convert(page: pa.Table, tmap: TimeMap, price_precision: int, size_precision:
         price_precision,
         size_precision,
     )
-    bad = np.flatnonzero(reason != "")
-    return Converted(frame, bad, reason[bad])
+    bad = np.flatnonzero(code)
+    return Converted(frame, bad, np.array(reasons, dtype=object)[code[bad]])

@@ -38,8 +38,11 @@ class SourceSpec:
     timezone: str | None = None
     label: str = "open"
 
+    def name(self, role: str) -> str:
+        return str(self.columns.get(role) or role)
+
     def col(self, role: str) -> sql.Identifier:
-        return sql.Identifier(str(self.columns.get(role) or role))
+        return sql.Identifier(self.name(role))
 
     def where(self, params: dict[str, Any]) -> sql.Composable:
         """The row filter (timeframe), its values added to ``params``."""
@@ -49,11 +52,25 @@ class SourceSpec:
             params["tf"] = self.timeframe
         return sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("TRUE")
 
-    def valid_predicate(self, *, dst_check: bool) -> sql.Composable:
-        """Rows the catalog can take (the server-side twin of ``migrate.accept``)."""
+    def valid_predicate(
+        self, *, dst_check: bool, types: Mapping[str, str] | None = None, server_version: int = 0
+    ) -> sql.Composable:
+        """Rows the catalog can take (the server-side twin of ``migrate_rows.convert``).
+
+        ``types`` (column -> data type, from ``inspect_columns``) lets the finiteness test compare
+        in the column's own type: a ``numeric -> float8`` cast goes through text on the server and
+        cost more than the rest of the statistics pass together. Only ``high`` and ``volume`` need
+        it: PostgreSQL sorts NaN above +Infinity (numeric and float alike), so a finite high that
+        is >= open, close and low makes them finite too, and ``low > 0`` rules out -Infinity.
+        """
         ts, o, h, lo, c, v = (self.col(r) for r in ROLES[1:])
-        parts = [sql.SQL("{} IS NOT NULL").format(x) for x in (ts, o, h, lo, c, v)]
-        parts += [sql.SQL("{}::float8 < 'Infinity'::float8").format(x) for x in (o, h, lo, c, v)]
+        parts: list[sql.Composable] = [
+            sql.SQL("{} IS NOT NULL").format(x) for x in (ts, o, h, lo, c, v)
+        ]
+        for role in ("high", "volume"):
+            finite = _finite(self.col(role), (types or {}).get(self.name(role)), server_version)
+            if finite is not None:
+                parts.append(finite)
         parts.append(
             sql.SQL("{lo} > 0 AND {h} >= {lo} AND {h} >= {o} AND {h} >= {c}").format(
                 lo=lo, h=h, o=o, c=c
@@ -71,6 +88,27 @@ class SourceSpec:
                 ).format(u=u, ts=ts)
             )
         return sql.SQL(" AND ").join(parts)
+
+
+INTEGERS = ("smallint", "integer", "bigint")
+FLOATS = ("double precision", "real")
+
+
+def _finite(
+    col: sql.Identifier, data_type: str | None, server_version: int
+) -> sql.Composable | None:
+    """``col`` is neither NaN nor ±Infinity (-Infinity fails the sign checks anyway); ``None``
+    when the type cannot hold them. NaN sorts above Infinity in PostgreSQL's numeric and float
+    orderings, so ``< 'Infinity'`` rules out both."""
+    if data_type in INTEGERS:
+        return None
+    if data_type in FLOATS:
+        return sql.SQL("{} < 'Infinity'::float8").format(col)
+    if data_type == "numeric":
+        if server_version and server_version < 140000:  # no numeric infinities before 14
+            return sql.SQL("{} <> 'NaN'::numeric").format(col)
+        return sql.SQL("{} < 'Infinity'::numeric").format(col)
+    return sql.SQL("{}::float8 < 'Infinity'::float8").format(col)
 
 
 def inspect_columns(

@@ -1,14 +1,15 @@
-"""The legacy PostgreSQL bars table, read safely: connection, errors, paged bulk reads.
+"""The legacy PostgreSQL bars table, read safely: connection, errors, streamed bulk reads.
 
 - DSN handling and redaction live in ``pg_dsn`` (the password never leaves it), the table's shape
   and the shared SQL pieces in ``pg_schema``, the per-symbol statistics pass in ``pg_stats``; the
   names are re-exported here.
-- Identifiers go through ``psycopg.sql.Identifier``; symbols, time zones, filter values and keyset
-  positions are always bound parameters.
+- Identifiers go through ``psycopg.sql.Identifier``; symbols, time zones and filter values are
+  bound parameters — on the bulk read bound client-side by psycopg (``ClientCursor.mogrify``),
+  since ADBC streams only parameterless statements.
 - psycopg 3 holds the control session (inspection, statistics, spot checks); the bulk read is
-  ADBC (≈1M rows/s measured) in keyset pages (``WHERE symbol = $1 AND ts >= $2 ORDER BY ts
-  LIMIT n``), so memory is bounded by one page whatever the table size (ADBC does not stream
-  the results of parameterised queries: a page is the unit). Sessions use ``TimeZone = 'UTC'``.
+  ADBC: one binary-COPY stream per symbol (``WHERE symbol = … ORDER BY ts``), read ahead in a
+  thread (``pg_stream``), so memory is bounded by a few batches and one page whatever the table
+  size. Sessions use ``TimeZone = 'UTC'``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,6 +31,7 @@ from ntrader.errors import ConnectionFailure, InputError, SystemFailure
 from ntrader.pg_dsn import Scrubber, normalize_dsn, parse_dsn, redact_dsn, target_of
 from ntrader.pg_schema import ROLES, TS_TYPES, SourceSpec, inspect_columns, split_identifier
 from ntrader.pg_stats import Stats, table_stats
+from ntrader.pg_stream import ReadAhead
 
 __all__ = [
     "FAULT_ENV",
@@ -43,7 +47,7 @@ __all__ = [
     "target_of",
 ]
 
-FAULT_ENV = "NTRADER_MIGRATE_FAULT"  # test hook: "terminate_after_pages=N"
+FAULT_ENV = "NTRADER_MIGRATE_FAULT"  # test hook: "terminate_after_batches=N"
 
 
 class Source:
@@ -55,9 +59,11 @@ class Source:
         self.page_rows = int(page_rows)
         self.scrub = Scrubber(dsn)
         self.ts_type = ""
+        self.types: dict[str, str] = {}
+        self.stats_seconds = 0.0  # wall time of the statistics pass on the server
+        self._stats_job: tuple[Any, threading.Thread, dict[str, Any]] | None = None
         self._adbc: Any = None
         self._adbc_pid: int | None = None
-        self._pages_read = 0
         self._fault_after = _fault_pages()
         parse_dsn(dsn)
         try:
@@ -90,8 +96,17 @@ class Source:
             ) from None
         except (psycopg.Error, adm.Error) as exc:
             raise SystemFailure(f"{what}: {self.scrub(exc).strip()}") from None
+        except OSError as exc:  # a COPY stream broken mid-way surfaces through Arrow as OSError
+            if "[libpq]" in str(exc):
+                raise self._connection_failure(exc) from None
+            raise
 
     def close(self) -> None:
+        if self._stats_job is not None:  # an unused prefetch: stop the query, wait for it
+            with contextlib.suppress(Exception):
+                self.conn.cancel_safe()
+            self._stats_job[1].join()
+            self._stats_job = None
         with contextlib.suppress(Exception):
             if self._adbc is not None:
                 self._adbc.close()
@@ -101,21 +116,58 @@ class Source:
     # ------------------------------------------------------------------ schema, statistics
     def inspect(self) -> dict[str, str]:
         """Column name -> data type of the table (``information_schema.columns``)."""
-        types, self.ts_type = inspect_columns(
+        self.types, self.ts_type = inspect_columns(
             self.conn, self.spec, self._errors, redact_dsn(self.dsn)
         )
-        return types
+        return self.types
 
     def valid_predicate(self, *, dst_check: bool) -> sql.Composable:
         """Rows the catalog can take (the server-side twin of ``migrate.accept``)."""
-        return self.spec.valid_predicate(dst_check=dst_check)
+        version = int(self.conn.info.server_version)
+        return self.spec.valid_predicate(
+            dst_check=dst_check, types=self.types, server_version=version
+        )
 
     def stats(self, symbols: Sequence[str] | None, *, dst_check: bool) -> dict[str, Stats]:
-        """One pass over the table: per symbol counts, valid range and decimals."""
-        return table_stats(self.conn, self.spec, self._errors, symbols, dst_check=dst_check)
+        """One pass over the table: per symbol counts, valid range and decimals (the result of
+        ``prefetch_stats`` when it was started with the same arguments)."""
+        job, self._stats_job = self._stats_job, None
+        if job is not None:
+            key, thread, box = job
+            thread.join()
+            if key == (tuple(symbols or ()), dst_check):
+                if "error" in box:
+                    raise box["error"]
+                return dict(box["result"])
+        t0 = time.perf_counter()
+        out = table_stats(
+            self.conn, self.spec, self._errors, symbols, dst_check=dst_check, types=self.types
+        )
+        self.stats_seconds = time.perf_counter() - t0
+        return out
+
+    def prefetch_stats(self, symbols: Sequence[str] | None, *, dst_check: bool) -> None:
+        """Start the statistics pass in a thread: the server works while the caller goes on
+        (the migrate script imports Nautilus meanwhile). Needs ``inspect`` first."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            try:
+                box["result"] = table_stats(
+                    self.conn, self.spec, self._errors, symbols, dst_check=dst_check,
+                    types=self.types,
+                )  # fmt: skip
+            except BaseException as exc:  # re-raised by ``stats`` in the caller's thread
+                box["error"] = exc
+            self.stats_seconds = time.perf_counter() - t0
+
+        thread = threading.Thread(target=run, name="pg-stats", daemon=True)
+        thread.start()
+        self._stats_job = ((tuple(symbols or ()), dst_check), thread, box)
 
     # ------------------------------------------------------------------ bulk read (ADBC)
-    def _adbc_cursor(self) -> Any:
+    def _adbc_connection(self) -> Any:
         import adbc_driver_postgresql.dbapi as adbc
 
         if self._adbc is None:
@@ -126,16 +178,18 @@ class Source:
                 cur.execute("SELECT pg_backend_pid()")
                 self._adbc_pid = int(cur.fetchone()[0])
                 cur.close()
-        return self._adbc.cursor()
+        return self._adbc
 
-    def _page_sql(self, keyset: bool) -> str:
+    def _stream_sql(self, symbol: str) -> str:
+        """One symbol's rows, ascending by timestamp, as statement text with its values bound
+        client-side by psycopg (``ClientCursor.mogrify``: quoted for this server), because ADBC
+        streams only parameterless statements (``pg_stream``)."""
         s = self.spec
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = {"symbol": symbol}
         query = sql.SQL(
             "SELECT {ts} AS ts, {o}::float8 AS open, {h}::float8 AS high, {lo}::float8 AS low, "
             "{c}::float8 AS close, {v}::float8 AS volume FROM {table} "
-            "WHERE {sym} = %(symbol)s AND {ts} IS NOT NULL AND {where}{keyset} "
-            "ORDER BY {ts} LIMIT {n}"
+            "WHERE {sym} = %(symbol)s AND {ts} IS NOT NULL AND {where} ORDER BY {ts}"
         ).format(
             ts=s.col("timestamp"),
             o=s.col("open"),
@@ -146,54 +200,20 @@ class Source:
             table=split_identifier(s.table),
             sym=s.col("symbol"),
             where=s.where(params),
-            n=sql.Literal(self.page_rows),
-            keyset=sql.SQL(" AND {} >= %(after)s").format(s.col("timestamp"))
-            if keyset
-            else sql.SQL(""),
         )
-        text = query.as_string(self.conn)
-        order = ["symbol", *(["tf"] if "tf" in params else []), *(["after"] if keyset else [])]
-        for i, name in enumerate(order, 1):  # ADBC placeholders are $1, $2 …
-            text = text.replace(f"%({name})s", f"${i}")
-        return text
+        return psycopg.ClientCursor(self.conn).mogrify(query, params)
+
+    def read_ahead(self, symbols: Sequence[str]) -> ReadAhead:
+        """A context manager streaming ``symbols`` in that order; ``.pages(symbol)`` per symbol
+        (ascending by timestamp, pages of about ``page_rows`` rows, duplicates never split)."""
+        if symbols:
+            self._adbc_connection()
+        return _GuardedReadAhead(self, symbols)
 
     def pages(self, symbol: str) -> Iterator[pa.Table]:
-        """The symbol's rows ascending by timestamp, one page (<= page_rows) at a time.
-
-        A full page's trailing rows sharing the last timestamp are held back and re-read as the
-        start of the next page, so duplicates are never split across pages.
-        """
-        after: Any = None
-        while True:
-            self._maybe_fault()
-            params: list[Any] = [symbol]
-            if self.spec.timeframe_column:
-                params.append(self.spec.timeframe)
-            if after is not None:
-                params.append(after)
-            with self._errors(f"reading {symbol}"):
-                cur = self._adbc_cursor()
-                cur.execute(self._page_sql(after is not None), params)
-                page = cur.fetch_arrow_table()
-                cur.close()
-            self._pages_read += 1
-            n = page.num_rows
-            if n < self.page_rows:
-                if n:
-                    yield page
-                return
-            ts = page.column("ts")
-            last = ts[n - 1]
-            keep = n
-            while keep > 0 and ts[keep - 1] == last:
-                keep -= 1
-            if keep == 0:  # a whole page on one timestamp: take it, move past it
-                logger.warning(f"{symbol}: more than {n:,} rows share timestamp {last.as_py()}")
-                yield page
-                after = _next_after(last.as_py(), self.ts_type)
-                continue
-            yield page.slice(0, keep)
-            after = last.as_py()
+        """One symbol's pages (see ``read_ahead``)."""
+        with self.read_ahead([symbol]) as reader:
+            yield from reader.pages(symbol)
 
     def fetch_ranges(self, symbol: str, ranges: Sequence[tuple[Any, Any]]) -> pa.Table:
         """Rows of ``symbol`` with ``lo <= ts < hi`` for any (lo, hi) — spot checks."""
@@ -237,22 +257,35 @@ class Source:
         return pa.table(arrays, names=["ts", "open", "high", "low", "close", "volume"])
 
     # ------------------------------------------------------------------ fault hook (tests)
-    def _maybe_fault(self) -> None:
-        if self._fault_after is None or self._adbc_pid is None:
+    def _maybe_fault(self, batches: int) -> None:
+        """Test hook (reader thread): terminate the bulk-read backend after N batches, while the
+        server is still streaming (the table must be larger than the socket buffers)."""
+        if self._fault_after is None or self._adbc_pid is None or batches < self._fault_after:
             return
-        if self._pages_read >= self._fault_after:
-            self._fault_after = None
-            logger.debug(f"fault hook: terminating the bulk-read backend {self._adbc_pid}")
-            self.conn.execute("SELECT pg_terminate_backend(%s)", [self._adbc_pid])
+        self._fault_after = None
+        logger.debug(f"fault hook: terminating the bulk-read backend {self._adbc_pid}")
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", [self._adbc_pid])
 
 
-def _next_after(value: Any, ts_type: str) -> Any:
-    import datetime as dt
+class _GuardedReadAhead(ReadAhead):
+    """``ReadAhead`` on the source's ADBC connection, its errors mapped like the source's."""
 
-    step = dt.timedelta(days=1) if ts_type == "date" else dt.timedelta(microseconds=1)
-    return value + step
+    def __init__(self, source: Source, symbols: Sequence[str]) -> None:
+        super().__init__(
+            lambda: source._adbc.cursor(),
+            source._stream_sql,
+            symbols,
+            source.page_rows,
+            on_batch=source._maybe_fault,
+        )
+        self.source = source
+
+    def pages(self, symbol: str) -> Iterator[pa.Table]:
+        with self.source._errors(f"reading {symbol}"):
+            yield from super().pages(symbol)
 
 
 def _fault_pages() -> int | None:
-    m = re.fullmatch(r"terminate_after_pages=(\d+)", os.environ.get(FAULT_ENV, ""))
+    m = re.fullmatch(r"terminate_after_batches=(\d+)", os.environ.get(FAULT_ENV, ""))
     return int(m.group(1)) if m else None
