@@ -85,6 +85,7 @@ class Catalog:
         self._meta = self.root / ".ntrader"
         self._lock = self.store.lock("write")
         self._committer = Committer(self.store, self._meta)
+        self._instruments: dict[str, Instrument] = {}  # written once, never changed: cacheable
 
     def __str__(self) -> str:
         return self.url
@@ -335,7 +336,8 @@ class Catalog:
         if len(frame) and not bool(np.all(np.diff(frame.ts_event) > 0)):
             raise SystemFailure(f"bars for {bt} are not strictly increasing (a bug upstream)")
         with self.locked():
-            existing_inst = self.instrument(bt.split("-", 1)[0])
+            iid = bt.split("-", 1)[0]
+            existing_inst = self._instruments.get(iid) or self.instrument(iid)
             created = False
             if existing_inst is None:
                 if instrument is None:
@@ -343,6 +345,7 @@ class Catalog:
                 self.write_instrument(instrument)
                 existing_inst = instrument
                 created = True
+            self._instruments[iid] = existing_inst
             frame = _at_instrument_precision(frame, existing_inst, bt)
             return self._write_locked(bt, frame, mode, created)
 
