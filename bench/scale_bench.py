@@ -87,7 +87,9 @@ def measure(bench: Any, sizes: tuple[int, int]) -> dict[str, Any]:
         s3env = {**env, **server.env}
         for n, root in ((small, small_root), (big, big_root)):
             t0 = time.perf_counter()
-            fs.put(str(root / "data"), f"{bucket}/c{n}/", recursive=True)
+            local = [p for p in (root / "data").rglob("*") if p.is_file()]
+            remote = [f"{bucket}/c{n}/{p.relative_to(root).as_posix()}" for p in local]
+            fs.put([str(p) for p in local], remote)  # explicit lists: concurrent PUTs, no probing
             bench_progress(f"scale: {n} instruments uploaded in {time.perf_counter() - t0:.1f} s")
             url = f"s3://{bucket}/c{n}"
             t, runs, avail = best(lambda u=url: list_catalog(Catalog(u)), bench.reps)

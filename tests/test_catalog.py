@@ -14,7 +14,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from ntrader.barframe import BarFrame
 from ntrader.catalog import Catalog
-from ntrader.catalog_files import interval_file_name, temp_path_for
+from ntrader.catalog_files import interval_file_name
 from ntrader.catalog_store import open_store
 from ntrader.errors import CatalogCorruption, InputError
 
@@ -164,13 +164,13 @@ def test_interrupted_write_is_rolled_forward(catalog, aapl):
 
     new = frame(range(20))
     final = catalog.bar_dir(bt) / interval_file_name(new.first_ns, new.last_ns)
-    tmp = temp_path_for(final)
+    tmp = Path(catalog.store.temp_path(final))
     write_table_durably(frame_to_table(new, bt), tmp)
     journal = catalog.root / ".ntrader" / "journal.json"
     journal.write_text(
         json.dumps({"bar_type": str(bt), "add": [[str(tmp), str(final)]], "remove": [str(old)]})
     )
-    orphan = temp_path_for(final)  # a temp file of a writer killed before its journal
+    orphan = Path(catalog.store.temp_path(final))  # of a writer killed before its journal
     orphan.write_bytes(b"partial")
     catalog.write_bars(bt, frame(range(30, 35)))
     assert not journal.exists() and not tmp.exists() and not orphan.exists()

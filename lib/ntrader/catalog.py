@@ -117,7 +117,7 @@ class Catalog:
                     hint="wait for the other import/fetch to finish, or raise catalog.lock_timeout",
                 ) from exc
         try:
-            self._committer.recover(self.bar_root)
+            self._committer.recover()
             yield
         finally:
             self._lock.release()

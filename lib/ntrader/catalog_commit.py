@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 from loguru import logger
 
-from ntrader.catalog_files import BAR_WRITE_OPTIONS, TMP_SUFFIX, fsync_dir, write_table_durably
+from ntrader.catalog_files import BAR_WRITE_OPTIONS, fsync_dir, write_table_durably
 
 FAULT_ENV = "NTRADER_FAULT"  # test hook: SIGKILL this process at a named point of a commit
 COMMIT_ENV = "NTRADER_COMMIT"  # "journal" forces the fallback path (tests, exotic filesystems)
@@ -71,7 +71,7 @@ class Committer:
             self.store.write_text(self.meta / "commit.stamp", uuid.uuid4().hex)
 
     # ---------------------------------------------------------------- recovery
-    def recover(self, bar_root: PurePath) -> None:
+    def recover(self) -> None:
         """Finish or discard whatever a killed writer left: journal, staging dirs, temp files."""
         text = self.store.read_text(self.journal)
         if text is not None:
@@ -84,17 +84,12 @@ class Committer:
                 self._apply(plan)
                 self._restamp()
             self.store.remove(self.journal)
-        if not self.store.local:
-            tmp_dir = self.meta / "tmp"
-            for name in self.store.list_names(tmp_dir):
-                self.store.remove(tmp_dir / name)
-            return
-        if self.staging_root.exists():
+        tmp_dir = self.meta / "tmp"  # temp files of writers killed before their journal
+        for name in self.store.list_names(tmp_dir):
+            self.store.remove(tmp_dir / name)
+        if self.store.local and self.staging_root.exists():
             for d in self.staging_root.iterdir():
                 shutil.rmtree(d, ignore_errors=True)
-        for d in self.store.list_dirs(bar_root):
-            for tmp in Path(bar_root / d).glob(f".*{TMP_SUFFIX}"):
-                tmp.unlink(missing_ok=True)
 
     def put(self, final: PurePath, table: pa.Table) -> None:
         """A new whole file: temp + fsync + rename locally, one PUT on object storage."""
@@ -102,8 +97,8 @@ class Committer:
             self.store.write_table(final, table)
             return
         tmp = self.store.temp_path(final)
-        write_table_durably(table, tmp)
-        os.replace(tmp, final)
+        write_table_durably(table, Path(tmp))
+        self.store.rename(tmp, final)
         fsync_dir(Path(final).parent)
 
     # ---------------------------------------------------------------- commit

@@ -71,8 +71,10 @@ def list_data_files(directory: PurePath, entries: Mapping[str, int | None]) -> l
     return out
 
 
-def temp_path_for(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
+def temp_path_in(root: PurePath, final: PurePath) -> PurePath:
+    """A temp name for ``final`` under ``<catalog>/.ntrader/tmp`` (same filesystem as the data, so
+    a rename is atomic; one directory to clear after a crash instead of every bar type's)."""
+    return root / ".ntrader" / "tmp" / f"{final.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
 
 
 def fsync_dir(directory: Path) -> None:

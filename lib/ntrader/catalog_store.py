@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from ntrader.catalog_files import TMP_SUFFIX, fsync_dir, temp_path_for, write_table_durably
+from ntrader.catalog_files import TMP_SUFFIX, fsync_dir, temp_path_in, write_table_durably
 from ntrader.errors import ConnectionFailure, InputError, SystemFailure
 from ntrader.store_lock import LeaseLock, LocalLock
 
@@ -113,6 +113,7 @@ class LocalStore:
         Path(path).unlink(missing_ok=True)
 
     def rename(self, src: PurePath, dst: PurePath) -> None:
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
         os.replace(src, dst)
 
     def move_tree_entry(self, src: PurePath, dst: PurePath) -> None:
@@ -138,8 +139,7 @@ class LocalStore:
         fsync_dir(p.parent)
 
     def temp_path(self, final: PurePath) -> PurePath:
-        """Beside the final file (same filesystem, so the rename is atomic)."""
-        return temp_path_for(Path(final))
+        return temp_path_in(self.root, final)
 
     def lock(self, name: str) -> LocalLock:
         return LocalLock(self.root / ".ntrader" / f"{name}.lock", f"catalog {self.url}")
@@ -302,8 +302,7 @@ class S3Store:
         self._call(f"writing {path}", lambda: self.fs.pipe_file(str(path), text.encode()))
 
     def temp_path(self, final: PurePath) -> PurePath:
-        """Under ``.ntrader/tmp`` (one listing finds every orphan; "rename" is a copy anyway)."""
-        return self.root / ".ntrader" / "tmp" / f"{final.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
+        return temp_path_in(self.root, final)
 
     def lock(self, name: str) -> LeaseLock:
         return LeaseLock(self.fs, self.root / ".ntrader" / f"{name}.lock", f"catalog {self.url}")
