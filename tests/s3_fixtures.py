@@ -55,6 +55,7 @@ class S3Server:
             secret=SECRET_KEY,
             client_kwargs={"endpoint_url": self.endpoint, "region_name": "us-east-1"},
             skip_instance_cache=True,
+            use_listings_cache=False,  # tests look again after every change
         )
 
     def fresh_bucket(self) -> str:

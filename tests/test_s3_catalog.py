@@ -203,6 +203,8 @@ def test_lease_lock_excludes_expires_and_detects_loss(s3, bucket, monkeypatch):
     a = LeaseLock(fs, key, "test", ttl=600)
     b = LeaseLock(fs, key, "test", ttl=600)
     a.acquire(timeout=0)
+    assert bucket in store_lock._CONDITIONAL_OK  # the server proved it honours If-None-Match
+    assert [k for k in fs.find(bucket) if ".probe-" in k] == []  # and the probe is gone
     with pytest.raises(CatalogBusy, match=f"pid {os.getpid()}"):
         b.acquire(timeout=0.3)
     a.acquire(timeout=0)  # re-entrant

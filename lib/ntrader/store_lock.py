@@ -37,6 +37,7 @@ from fsspec.asyn import sync
 from ntrader.errors import CatalogBusy, SystemFailure
 
 SKEW_S = 30.0
+_CONDITIONAL_OK: set[str] = set()  # buckets whose server proved it honours If-None-Match
 TTL_ENV = "NTRADER_LEASE_TTL"
 
 
@@ -165,10 +166,38 @@ class LeaseLock:
             raise
         return self._confirm()
 
+    def _require_conditional_writes(self) -> None:
+        """Refuse a server that ignores ``If-None-Match`` (older S3-compatible stores): with it,
+        two writers would both "create" the lease. Probed once per bucket and process."""
+        if self.bucket in _CONDITIONAL_OK:
+            return
+        probe = f"{self.obj}.probe-{uuid.uuid4().hex}"
+        put = {"Bucket": self.bucket, "Key": probe, "Body": b"probe", "IfNoneMatch": "*"}
+        self.fs.call_s3("put_object", **put)
+        try:
+            self.fs.call_s3("put_object", **put)
+            honoured = False
+        except OSError as exc:
+            honoured = _precondition_failed(exc)
+            if not honoured:
+                raise
+        finally:
+            with contextlib.suppress(OSError):
+                self.fs.call_s3("delete_object", Bucket=self.bucket, Key=probe)
+        if not honoured:
+            raise SystemFailure(
+                f"{self.where}: the object store ignores conditional writes (If-None-Match), so "
+                "it cannot keep two writers apart; nothing was written",
+                hint="use AWS S3 or an S3-compatible server with conditional writes "
+                "(recent MinIO, Ceph, R2), or a local catalog directory",
+            )
+        _CONDITIONAL_OK.add(self.bucket)
+
     def acquire(self, timeout: float) -> None:
         if self._depth:
             self._depth += 1
             return
+        self._require_conditional_writes()
         deadline = time.monotonic() + timeout
         delay = 0.05
         while not self._try_once():
