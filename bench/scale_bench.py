@@ -22,7 +22,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.s3_fixtures import start_server  # noqa: E402  (the same server the tests use)
+from tests.s3_fixtures import running_server  # noqa: E402  (the same server the tests use)
 
 
 def subset(src: Path, dst: Path, n: int) -> None:
@@ -77,11 +77,7 @@ def measure(bench: Any, sizes: tuple[int, int]) -> dict[str, Any]:
         assert len(avail) == listed == n, (len(avail), listed, n)
         out["local"][n] = {"inproc": (t, runs), "script": (ts, sruns)}
 
-    log = open(bench.work / "moto.log", "wb")  # noqa: SIM115
-    proc, server = start_server(log)
-    saved = {k: os.environ.get(k) for k in server.env}
-    os.environ.update(server.env)
-    try:
+    with running_server(bench.work / "moto.log") as server:
         bucket = server.fresh_bucket()
         fs = server.fs()
         s3env = {**env, **server.env}
@@ -96,15 +92,6 @@ def measure(bench: Any, sizes: tuple[int, int]) -> dict[str, Any]:
             ts, sruns, listed = best(scan_subprocess(sys.executable, url, s3env), bench.reps)
             assert len(avail) == listed == n, (len(avail), listed, n)
             out["s3"][n] = {"inproc": (t, runs), "script": (ts, sruns)}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        proc.terminate()
-        proc.wait(10)
-        log.close()
     return out
 
 

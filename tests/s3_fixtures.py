@@ -15,6 +15,7 @@ filesystem on the server). Clients talk HTTP to it exactly as to AWS; nothing is
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,23 +96,30 @@ def start_server(log: Any) -> tuple[subprocess.Popen[bytes], S3Server]:
     return proc, S3Server(f"http://127.0.0.1:{port}")
 
 
+@contextlib.contextmanager
+def running_server(log_path: Path) -> Iterator[S3Server]:
+    """A moto server for the block, its AWS variables in ``os.environ`` (so in-process code and
+    child processes find it); both undone afterwards."""
+    with open(log_path, "wb") as log:
+        server, srv = start_server(log)
+        saved = {k: os.environ.get(k) for k in srv.env}
+        os.environ.update(srv.env)
+        try:
+            yield srv
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    log = open(tmp_path_factory.mktemp("moto") / "server.log", "wb")  # noqa: SIM115
-    server, srv = start_server(log)
-    saved = {k: os.environ.get(k) for k in S3Server("").env}
-    os.environ.update(srv.env)  # in-process code (Catalog(...) in tests) finds the server too
-    try:
+    with running_server(tmp_path_factory.mktemp("moto") / "server.log") as srv:
         yield srv
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()

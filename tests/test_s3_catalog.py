@@ -24,7 +24,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from ntrader import store_lock
 from ntrader.catalog import Catalog
 from ntrader.errors import CatalogBusy, CatalogCorruption, SystemFailure
-from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
+from ntrader.instruments import make_equity, resolve_instrument_id
 from ntrader.store_lock import LeaseLock
 from ntrader.tws_sim import run_simulator
 
@@ -33,6 +33,7 @@ from .pg_fixtures import pg_server as pg_server
 from .s3_fixtures import ACCESS_KEY, SECRET_KEY
 from .s3_fixtures import s3 as s3
 from .test_backtest import vendor_csv
+from .test_catalog import _writer
 from .test_fetch import assert_exact
 
 BT = "AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL"
@@ -136,23 +137,11 @@ def test_migrate_from_postgresql_into_s3(run_script, pg, s3, bucket, tmp_path):
     assert_no_secret(tmp_path / "runs")
 
 
-def _writer(url: str, start: int, n: int, env: dict[str, str]) -> None:
-    os.environ.update(env)
-    iid = resolve_instrument_id("AAPL")
-    c = Catalog(url)
-    for i in range(n):
-        c.write_bars(
-            bar_type_for(iid, "1-MINUTE-LAST"),
-            frame(range(start + i * 10, start + i * 10 + 15)),
-            mode="merge",
-            instrument=make_equity(iid, 2),
-        )
-
-
 def test_two_concurrent_writer_processes_never_interleave(s3, bucket):
     url = f"s3://{bucket}/catalog"
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(url, s, 6, s3.env)) for s in (0, 30)]
+    # the same writer as the local test; spawned children inherit the S3 variables
+    procs = [ctx.Process(target=_writer, args=(url, s, 6)) for s in (0, 30)]
     for p in procs:
         p.start()
     for p in procs:

@@ -187,16 +187,11 @@ class Source:
         s = self.spec
         params: dict[str, Any] = {"symbol": symbol}
         query = sql.SQL(
-            "SELECT {ts} AS ts, {o}::float8 AS open, {h}::float8 AS high, {lo}::float8 AS low, "
-            "{c}::float8 AS close, {v}::float8 AS volume FROM {table} "
+            "SELECT {cols} FROM {table} "
             "WHERE {sym} = %(symbol)s AND {ts} IS NOT NULL AND {where} ORDER BY {ts}"
         ).format(
+            cols=self._ohlcv_columns(),
             ts=s.col("timestamp"),
-            o=s.col("open"),
-            h=s.col("high"),
-            lo=s.col("low"),
-            c=s.col("close"),
-            v=s.col("volume"),
             table=split_identifier(s.table),
             sym=s.col("symbol"),
             where=s.where(params),
@@ -215,6 +210,21 @@ class Source:
         with self.read_ahead([symbol]) as reader:
             yield from reader.pages(symbol)
 
+    def _ohlcv_columns(self) -> sql.Composed:
+        """``ts, open, high, low, close, volume`` of the legacy table, prices as float8."""
+        s = self.spec
+        return sql.SQL(
+            "{ts} AS ts, {o}::float8 AS open, {h}::float8 AS high, {lo}::float8 AS low, "
+            "{c}::float8 AS close, {v}::float8 AS volume"
+        ).format(
+            ts=s.col("timestamp"),
+            o=s.col("open"),
+            h=s.col("high"),
+            lo=s.col("low"),
+            c=s.col("close"),
+            v=s.col("volume"),
+        )
+
     def fetch_ranges(self, symbol: str, ranges: Sequence[tuple[Any, Any]]) -> pa.Table:
         """Rows of ``symbol`` with ``lo <= ts < hi`` for any (lo, hi) — spot checks."""
         s = self.spec
@@ -230,15 +240,11 @@ class Source:
                 )
             )
         query = sql.SQL(
-            "SELECT {ts}, {o}::float8, {h}::float8, {lo}::float8, {c}::float8, {v}::float8 "
-            "FROM {table} WHERE {sym} = %(symbol)s AND {where} AND ({conds}) ORDER BY {ts}"
+            "SELECT {cols} FROM {table} "
+            "WHERE {sym} = %(symbol)s AND {where} AND ({conds}) ORDER BY {ts}"
         ).format(
+            cols=self._ohlcv_columns(),
             ts=s.col("timestamp"),
-            o=s.col("open"),
-            h=s.col("high"),
-            lo=s.col("low"),
-            c=s.col("close"),
-            v=s.col("volume"),
             table=split_identifier(s.table),
             sym=s.col("symbol"),
             where=s.where(params),
