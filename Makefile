@@ -43,14 +43,15 @@ test: $(STAMP) ## Run the test suite (slow extras excluded): make test
 test-all: $(STAMP) ## Run every test including the slow ones: make test-all
 	$(PY) -m pytest -n 2 $(ARGS)
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy: make lint
-	$(VENV)/bin/ruff check lib scripts tests bench
-	$(VENV)/bin/ruff format --check lib scripts tests bench
+lint: $(STAMP) ## ruff (lint + format check), mypy and the import-linter layer contracts: make lint
+	$(VENV)/bin/ruff check lib scripts tests bench docs
+	$(VENV)/bin/ruff format --check lib scripts tests bench docs
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## Apply ruff fixes and formatting: make format
-	$(VENV)/bin/ruff check --fix lib scripts tests bench
-	$(VENV)/bin/ruff format lib scripts tests bench
+	$(VENV)/bin/ruff check --fix lib scripts tests bench docs
+	$(VENV)/bin/ruff format lib scripts tests bench docs
 
 bench: $(STAMP) ## Benchmarks, side by side with the reference paths; prints ratios: make bench
 	$(PY) bench/run.py $(ARGS)
@@ -72,14 +73,14 @@ fetch: $(STAMP) ## Fetch bars from IBKR: make fetch SYMBOLS=AAPL,MSFT START=2024
 
 SIM_PORT ?= 7497
 sim: $(STAMP) ## Run the bundled TWS simulator in the foreground (Ctrl-C stops it): make sim [SIM_PORT=7497] [ARGS="--fault pacing=true"]
-	$(PY) -m ntrader.tws_sim --port $(SIM_PORT) $(ARGS)
+	$(PY) -m ntrader.ibkr.sim --port $(SIM_PORT) $(ARGS)
 
 DEMO_CATALOG ?= data/demo/catalog
 DEMO_START ?= 2024-05-01
 DEMO_END ?= 2024-05-31
 demo: $(STAMP) ## No IB account needed: start the TWS simulator, fetch a month of AAPL 1-min bars, backtest them: make demo
 	@set -e; mkdir -p .demo; rm -f .demo/sim.log; \
-	$(PY) -m ntrader.tws_sim --host 127.0.0.1 --port 0 > .demo/sim.log 2>&1 & sim=$$!; \
+	$(PY) -m ntrader.ibkr.sim --host 127.0.0.1 --port 0 > .demo/sim.log 2>&1 & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null || true; wait $$sim 2>/dev/null || true' EXIT; \
 	for i in $$(seq 200); do grep -q "listening on" .demo/sim.log 2>/dev/null && break; sleep 0.1; done; \
 	port=$$(grep -o 'listening on [0-9.]*:[0-9]*' .demo/sim.log | head -1 | cut -d: -f2); \

@@ -35,7 +35,8 @@ from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from ntrader.backtest import (
+from ntrader.backtest.analysis import stats_equal
+from ntrader.backtest.engine import (
     BacktestSpec,
     FeeSpec,
     StrategySpec,
@@ -45,9 +46,8 @@ from ntrader.backtest import (
     check_and_load,
     run_engine,
 )
-from ntrader.backtest_reports import SHARPE, report_counts, summarize
-from ntrader.catalog import Catalog
-from ntrader.fast_analysis import stats_equal
+from ntrader.backtest.reports import SHARPE, report_counts, summarize
+from ntrader.catalog.catalog import Catalog
 
 STRATEGY = "nautilus_trader.examples.strategies.ema_cross_long_only:EMACrossLongOnly"
 TRADE_SIZE, FAST, SLOW = 100, 10, 20

@@ -1,8 +1,8 @@
 """The fetch benchmark of ``bench/run.py``: IB pacing on a simulated clock, against the simulator.
 
 :func:`fetch` runs the TWS simulator (``Faults(pacing=True)``, IB's historical-data pacing rules
-enforced on ``clock=fake.now``) and the project's :class:`~ntrader.fetcher.Fetcher` (real ib_async
-client, its :class:`~ntrader.pacing.PacingGuard` on the same :class:`~ntrader.pacing.FakeClock`)
+enforced on ``clock=fake.now``) and the project's :class:`~ntrader.ibkr.Fetcher` (real ib_async
+client, its :class:`~ntrader.ibkr.PacingGuard` on the same :class:`~ntrader.ibkr.FakeClock`)
 on ONE event loop whose time is that fake clock, talking over real loopback sockets. Whenever
 every task waits, the loop jumps to the next timer, so the guard's 10-minute waits cost nothing
 and the fake clock at the end is the wall time the fetch would take against IB's real limits
@@ -28,12 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ntrader.catalog import Catalog
-from ntrader.fetch_plan import default_chunk_sessions, ib_bar_size, optimal_request_count
-from ntrader.fetcher import Fetcher, FetchTarget, missing_sessions
-from ntrader.ibkr import IbkrSettings
-from ntrader.instruments import bar_type_for, resolve_instrument_id
-from ntrader.pacing import (
+from ntrader.catalog.catalog import Catalog
+from ntrader.ibkr.client import IbkrSettings
+from ntrader.ibkr.fetcher import Fetcher, FetchTarget, missing_sessions
+from ntrader.ibkr.pacing import (
     FakeClock,
     PacingGuard,
     PacingRules,
@@ -41,8 +39,10 @@ from ntrader.pacing import (
     _VirtualTimeLoop,
     count_violations,
 )
+from ntrader.ibkr.plan import default_chunk_sessions, ib_bar_size, optimal_request_count
+from ntrader.ibkr.sim import Faults, TwsSimulator, ground_truth
+from ntrader.instruments import bar_type_for, resolve_instrument_id
 from ntrader.sessions import calendar_for_venue
-from ntrader.tws_sim import Faults, TwsSimulator, ground_truth
 
 SPEC = "1-MINUTE-LAST"
 SETTLE_S = 0.001  # real seconds the loop re-polls the sockets before each time jump

@@ -51,13 +51,13 @@ import fetch_bench as fb
 import gen
 import migrate_bench as mb
 import sweep_launcher_bench as slb
-from ntrader.bar_codec import table_to_frame
-from ntrader.barframe import BarFrame
-from ntrader.catalog import Catalog
-from ntrader.checkup import check_bar_type
-from ntrader.importer import import_csv
+from ntrader.catalog.barframe import BarFrame
+from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.codec import table_to_frame
+from ntrader.catalog.inventory import list_catalog
+from ntrader.importing.importer import import_csv
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
-from ntrader.inventory import list_catalog
+from ntrader.quality.checkup import check_bar_type
 from ntrader.sessions import clear_calendar_cache
 
 REPO = Path(__file__).resolve().parents[1]
@@ -444,10 +444,10 @@ class Bench:
             empty = self.fresh_dir("empty-catalog")
             empty.mkdir()
             cmds = {
-                "python -c 'import ntrader.catalog, hydra'": [
+                "python -c 'import ntrader.catalog.catalog, hydra'": [
                     PY,
                     "-c",
-                    "import ntrader.catalog, hydra",
+                    "import ntrader.catalog.catalog, hydra",
                 ],
                 "scripts/scan.py --help": [PY, "scripts/scan.py", "--help"],
                 STARTUP: [PY, "scripts/scan.py", f"catalog.path={empty}", "format=json"],

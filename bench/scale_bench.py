@@ -57,8 +57,8 @@ def scan_subprocess(py: str, where: str, env: dict[str, str]) -> Callable[[], in
 def measure(bench: Any, sizes: tuple[int, int]) -> dict[str, Any]:
     """Returns {(where, n): (best_s, runs)} for in-process list_catalog and scripts/scan.py."""
     import gen
-    from ntrader.catalog import Catalog
-    from ntrader.inventory import list_catalog
+    from ntrader.catalog.catalog import Catalog
+    from ntrader.catalog.inventory import list_catalog
 
     small, big = sizes
     first, last = bench.sizes.scan_days

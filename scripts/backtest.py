@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from ntrader import runs
-from ntrader.backtest import (
+from ntrader.backtest.engine import (
     BacktestSpec,
     FeeSpec,
     MissingData,
@@ -24,15 +24,15 @@ from ntrader.backtest import (
     run_engine,
     timed,
 )
-from ntrader.backtest_reports import combine_venues, summarize, write_reports
-from ntrader.catalog import Catalog
-from ntrader.checkup import parse_day
+from ntrader.backtest.performance import daily_equity, risk_metrics, with_starting_point
+from ntrader.backtest.reports import combine_venues, summarize, write_reports
+from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.inventory import iso
 from ntrader.errors import ConnectionFailure, InputError
-from ntrader.fetcher import fetch_ranges
-from ntrader.ibkr_config import ibkr_settings
+from ntrader.ibkr.client import IbkrSettings
+from ntrader.ibkr.fetcher import fetch_ranges
 from ntrader.instruments import bar_type_for, resolve_instrument_id
-from ntrader.inventory import iso
-from ntrader.performance import daily_equity, risk_metrics, with_starting_point
+from ntrader.sessions import parse_day
 
 
 def make_spec(cfg: DictConfig, ctx: runs.RunContext) -> BacktestSpec:
@@ -155,7 +155,7 @@ def _auto_fetch(
     catalog: Catalog, cfg: DictConfig, missing: MissingData, ctx: runs.RunContext
 ) -> None:
     """Fill what the backtest lacks from IBKR (ibkr.auto_fetch=true), then carry on."""
-    settings = ibkr_settings(cfg)
+    settings = IbkrSettings.from_config(cfg.ibkr)
     wanted = ", ".join(f"{bt.instrument_id} {a}..{b}" for bt, a, b in missing.fetchable[:5])
     runs.logger.info(f"the catalog lacks {wanted}: fetching from IBKR at {settings.endpoint}")
     with ctx.step("auto_fetch"):

@@ -12,12 +12,12 @@ import hydra
 from omegaconf import DictConfig
 
 from ntrader import runs
-from ntrader.catalog import Catalog
-from ntrader.checkup import parse_day
+from ntrader.catalog.catalog import Catalog
 from ntrader.errors import InputError
-from ntrader.fetcher import FetchTarget, fetch_ranges
-from ntrader.ibkr_config import ibkr_settings
+from ntrader.ibkr.client import IbkrSettings
+from ntrader.ibkr.fetcher import FetchTarget, fetch_ranges
 from ntrader.instruments import bar_type_for, resolve_instrument_id
+from ntrader.sessions import parse_day
 from ntrader.tabular import text_table
 
 COLUMNS = (
@@ -52,7 +52,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         )
         for s in symbols
     ]
-    settings = ibkr_settings(cfg)
+    settings = IbkrSettings.from_config(cfg.ibkr)
     with ctx.step("fetch"):
         reports = fetch_ranges(
             catalog,

@@ -12,9 +12,9 @@ import hydra
 from omegaconf import DictConfig
 
 from ntrader import runs
-from ntrader.catalog import Catalog
-from ntrader.csv_bars import CsvSpec
-from ntrader.importer import import_csv
+from ntrader.catalog.catalog import Catalog
+from ntrader.importing.importer import import_csv
+from ntrader.importing.reader import CsvSpec
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 
 

@@ -18,14 +18,14 @@ from loguru import logger
 from omegaconf import DictConfig, OmegaConf
 
 from ntrader import runs
-from ntrader.conflict import MODES
+from ntrader.catalog.conflict import MODES
 from ntrader.errors import InputError, NtraderError, SystemFailure
-from ntrader.pg_source import ROLES, Scrubber, Source, SourceSpec, redact_dsn
+from ntrader.legacy_pg.source import ROLES, Scrubber, Source, SourceSpec, redact_dsn
 from ntrader.tabular import text_table
 
 if TYPE_CHECKING:
-    from ntrader.migrate import Options
-    from ntrader.migrate_rows import TimeMap
+    from ntrader.legacy_pg.migrate import Options
+    from ntrader.legacy_pg.rows import TimeMap
 
 # Nautilus (catalog, instruments, migrate) is imported only once the statistics pass runs on the
 # server: its ~0.6 s import then overlaps the server's work instead of preceding it.
@@ -91,8 +91,8 @@ def _spec(cfg: DictConfig) -> SourceSpec:
 
 def _options(cfg: DictConfig, spec: SourceSpec, ts_type: str) -> tuple[Options, TimeMap]:
     from ntrader.instruments import bar_step, bar_type_for, resolve_instrument_id
-    from ntrader.migrate import Options
-    from ntrader.migrate_rows import TimeMap
+    from ntrader.legacy_pg.migrate import Options
+    from ntrader.legacy_pg.rows import TimeMap
 
     step = bar_step(bar_type_for(resolve_instrument_id("X"), cfg.bars.spec))
     opts = Options(
@@ -146,8 +146,8 @@ def _migrate(cfg: DictConfig, ctx: runs.RunContext, dsn: str) -> dict[str, Any]:
         symbols = [str(s) for s in cfg.symbols or []] or None
         dst = _likely_dst_check(spec, source.ts_type, cfg.bars.spec)
         source.prefetch_stats(symbols, dst_check=dst)
-        from ntrader.catalog import Catalog
-        from ntrader.migrate import run_migration
+        from ntrader.catalog.catalog import Catalog
+        from ntrader.legacy_pg.migrate import run_migration
 
         opts, tmap = _options(cfg, spec, source.ts_type)
         catalog = Catalog(cfg.catalog.path, lock_timeout=float(cfg.catalog.lock_timeout))
@@ -199,7 +199,7 @@ def _migrate(cfg: DictConfig, ctx: runs.RunContext, dsn: str) -> dict[str, Any]:
         f"({ctx.run_dir / 'validation.json'})"
     )
     print("\n".join(lines))
-    from ntrader.migrate import check_report
+    from ntrader.legacy_pg.migrate import check_report
 
     check_report(report, ctx.run_dir / "validation.json")
     return {"migrate": {k: v for k, v in report.items() if k != "symbols"}}

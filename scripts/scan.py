@@ -12,11 +12,12 @@ import hydra
 from omegaconf import DictConfig
 
 from ntrader import runs
-from ntrader.catalog import Catalog
-from ntrader.checkup import CheckReport, check_bar_type, parse_day
+from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.inventory import COLUMNS, list_catalog, record
 from ntrader.errors import DataError
 from ntrader.instruments import bar_type_for, resolve_instrument_id
-from ntrader.inventory import COLUMNS, list_catalog, record
+from ntrader.quality.checkup import CheckReport, check_bar_type
+from ntrader.sessions import parse_day
 from ntrader.tabular import check_format, csv_text, json_text, text_table
 
 GAP_COLUMNS = ("kind", "first", "last", "size", "command")

@@ -23,9 +23,9 @@ from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
 from nautilus_trader.trading.config import StrategyFactory
 
-from ntrader.barframe import random_walk_frame
-from ntrader.catalog import Catalog
-from ntrader.fast_analysis import install_fast_recorder
+from ntrader.backtest.analysis import install_fast_recorder
+from ntrader.catalog.barframe import random_walk_frame
+from ntrader.catalog.catalog import Catalog
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
 from ntrader.sessions import expected_bar_closes, sessions_between
 
@@ -143,7 +143,7 @@ def run_engine(
     """Build (see :func:`build_engine`) and run an engine; returns it with its venue.
 
     ``fast_recorder``: replace the analyzer's per-trade ``record_trade`` with
-    :class:`ntrader.fast_analysis.FastTradeRecorder` for the run.
+    :class:`ntrader.backtest.analysis.FastTradeRecorder` for the run.
     """
     engine, venue = build_engine(
         catalog, bar_type, run_analysis=run_analysis, strategy=strategy, account=account, **kwargs

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntrader.barframe import BarFrame
-from ntrader.catalog import Catalog
+from ntrader.catalog.barframe import BarFrame
+from ntrader.catalog.catalog import Catalog
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
 
 REPO = Path(__file__).resolve().parents[1]

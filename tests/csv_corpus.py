@@ -1,4 +1,4 @@
-"""Malformed CSV files as data, shared by the unit tests of ``ntrader.csv_bars`` and the
+"""Malformed CSV files as data, shared by the unit tests of ``ntrader.importing.reader`` and the
 end-to-end tests of the import script (expect exit code 2 and an untouched catalog).
 
 Every case is self-contained: the file content, the reader settings it needs (``spec``: keyword

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntrader.barframe import random_walk_frame
-from ntrader.catalog import Catalog
-from ntrader.csv_bars import CsvSpec
-from ntrader.importer import import_csv
+from ntrader.catalog.barframe import random_walk_frame
+from ntrader.catalog.catalog import Catalog
+from ntrader.importing.importer import import_csv
+from ntrader.importing.reader import CsvSpec
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 from ntrader.sessions import expected_bar_closes, sessions_between
 

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from loguru import logger
 
-from ntrader.backtest_reports import (
+from ntrader.backtest.analysis import stats_equal
+from ntrader.backtest.reports import (
     EMPTY_HEADERS,
     SHARPE,
     SORTINO,
@@ -21,7 +22,6 @@ from ntrader.backtest_reports import (
     summarize,
     write_reports,
 )
-from ntrader.fast_analysis import stats_equal
 from tests.backtest_fixtures import make_catalog, run_engine
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

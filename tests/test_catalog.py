@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from ntrader.barframe import BarFrame
-from ntrader.catalog import Catalog
-from ntrader.catalog_files import interval_file_name
-from ntrader.catalog_store import open_store
+from ntrader.catalog.barframe import BarFrame
+from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.files import interval_file_name
+from ntrader.catalog.store import open_store
 from ntrader.errors import CatalogCorruption, InputError
 
 from .conftest import MINUTE, T0, frame
@@ -159,8 +159,8 @@ def test_interrupted_write_is_rolled_forward(catalog, aapl):
     _, bt, eq = aapl
     catalog.write_bars(bt, frame(range(10)), instrument=eq)
     old = catalog.files(bt)[0].path
-    from ntrader.bar_codec import frame_to_table
-    from ntrader.catalog_files import write_table_durably
+    from ntrader.catalog.codec import frame_to_table
+    from ntrader.catalog.files import write_table_durably
 
     new = frame(range(20))
     final = catalog.bar_dir(bt) / interval_file_name(new.first_ns, new.last_ns)

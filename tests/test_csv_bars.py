@@ -1,4 +1,4 @@
-"""Tests of ntrader.csv_bars: the malformed corpus, every accepted format, and a property test."""
+"""ntrader.importing.reader: the malformed corpus, every accepted format, and a property test."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ntrader.csv_bars import CsvSpec, read_csv_bars
 from ntrader.errors import INPUT_ERROR, CsvValidationError, InputError, exit_code_for
+from ntrader.importing.reader import CsvSpec, read_csv_bars
 from tests.csv_corpus import CASES, MINUTE_NS, Case
 
 DAY_NS = 86_400 * 10**9

@@ -19,8 +19,7 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import PositionId, Venue
 from nautilus_trader.model.objects import Money
 
-from ntrader.catalog import Catalog
-from ntrader.fast_analysis import (
+from ntrader.backtest.analysis import (
     FastTradeRecorder,
     calculate_statistics_fast,
     ensure_statistics,
@@ -29,6 +28,7 @@ from ntrader.fast_analysis import (
     venue_account,
     venue_positions,
 )
+from ntrader.catalog.catalog import Catalog
 from tests.backtest_fixtures import build_engine, make_catalog
 
 START = dt.date(2024, 3, 1)

@@ -14,14 +14,14 @@ import time
 import numpy as np
 import pytest
 
-from ntrader.catalog import Catalog
-from ntrader.fetch_plan import optimal_request_count
-from ntrader.fetcher import Fetcher, FetchTarget
-from ntrader.ibkr import IbkrSettings
+from ntrader.catalog.catalog import Catalog
+from ntrader.ibkr.client import IbkrSettings
+from ntrader.ibkr.fetcher import Fetcher, FetchTarget
+from ntrader.ibkr.pacing import PacingGuard, PacingRules, RealClock
+from ntrader.ibkr.plan import optimal_request_count
+from ntrader.ibkr.sim import Faults, ground_truth, run_simulator
 from ntrader.instruments import bar_type_for, resolve_instrument_id
-from ntrader.pacing import PacingGuard, PacingRules, RealClock
 from ntrader.sessions import sessions_between
-from ntrader.tws_sim import Faults, ground_truth, run_simulator
 
 from .conftest import REPO
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ntrader.errors import InputError
-from ntrader.fetch_plan import (
+from ntrader.ibkr.plan import (
     IB_BAR_SIZES,
     PlannedRequest,
     default_chunk_sessions,

@@ -1,4 +1,4 @@
-"""Gap detection (``ntrader.gaps``), checked against bar closes built from exchange_calendars."""
+"""Gap detection (``ntrader.quality.gaps``) checked against bar closes from exchange_calendars."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ntrader.errors import InputError
-from ntrader.gaps import GapReport, IntradayGap, SessionRange, find_gaps
+from ntrader.quality.gaps import GapReport, IntradayGap, SessionRange, find_gaps
 from ntrader.sessions import expected_bar_closes, sessions_between
 
 from .test_sessions import HOUR, MIN, NY, D, ny, truth_closes, truth_sessions, utc

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ntrader.barframe import BarFrame
-from ntrader.health import KINDS, HealthIssue, check_health
+from ntrader.catalog.barframe import BarFrame
+from ntrader.quality.health import KINDS, HealthIssue, check_health
 
 MIN = 60_000_000_000
 T0 = 1_717_421_460_000_000_000  # 2024-06-03 13:31 UTC (09:31 New York)

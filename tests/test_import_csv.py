@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from ntrader.catalog import Catalog
+from ntrader.catalog.catalog import Catalog
 
 from .conftest import REPO, tree_snapshot
 from .csv_corpus import CASES

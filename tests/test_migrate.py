@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ntrader.catalog import Catalog
+from ntrader.catalog.catalog import Catalog
 from ntrader.instruments import BarStep
-from ntrader.migrate_rows import TimeMap, convert
-from ntrader.pg_source import Scrubber, redact_dsn
+from ntrader.legacy_pg.rows import TimeMap, convert
+from ntrader.legacy_pg.source import Scrubber, redact_dsn
 
 from .pg_fixtures import PgServer, pg_server  # noqa: F401  (pg_server is the `pg` fixture)
 

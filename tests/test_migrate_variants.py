@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntrader.catalog import Catalog
+from ntrader.catalog.catalog import Catalog
 
 from .pg_fixtures import pg_server  # noqa: F401  (pg_server is the `pg` fixture)
 from .test_migrate import (

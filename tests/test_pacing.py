@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ntrader.errors import InputError
-from ntrader.pacing import FakeClock, PacingGuard, PacingRules, RealClock, SendRecord
+from ntrader.ibkr.pacing import FakeClock, PacingGuard, PacingRules, RealClock, SendRecord
 
 IB = PacingRules()
 

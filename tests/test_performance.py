@@ -1,4 +1,4 @@
-"""Daily mark-to-market equity and risk numbers (ntrader.performance)."""
+"""Daily mark-to-market equity and risk numbers (ntrader.backtest.performance)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntrader.performance import Fill, _position_path, risk_metrics, session_closes
+from ntrader.backtest.performance import Fill, _position_path, risk_metrics, session_closes
 
 from .backtest_fixtures import make_catalog, run_engine
 
@@ -50,7 +50,7 @@ def test_session_closes_take_each_sessions_last_bar():
 
 
 def test_daily_equity_ends_at_the_ending_balance(tmp_path):
-    from ntrader.performance import daily_equity
+    from ntrader.backtest.performance import daily_equity
 
     catalog, bt = make_catalog(tmp_path / "c", start=dt.date(2024, 1, 2), end=dt.date(2024, 1, 31))
     engine, venue = run_engine(catalog, bt, run_analysis=False)

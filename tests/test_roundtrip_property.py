@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from ntrader.catalog import Catalog
-from ntrader.csv_bars import CsvSpec
-from ntrader.importer import import_csv
+from ntrader.catalog.catalog import Catalog
+from ntrader.importing.importer import import_csv
+from ntrader.importing.reader import CsvSpec
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 
 ZONES = ["America/New_York", "UTC", "Europe/London", "Asia/Tokyo"]

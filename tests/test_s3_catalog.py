@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from ntrader import store_lock
-from ntrader.catalog import Catalog
+from ntrader.catalog import lock as store_lock
+from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.lock import LeaseLock
 from ntrader.errors import CatalogBusy, CatalogCorruption, SystemFailure
+from ntrader.ibkr.sim import run_simulator
 from ntrader.instruments import make_equity, resolve_instrument_id
-from ntrader.store_lock import LeaseLock
-from ntrader.tws_sim import run_simulator
 
 from .conftest import MINUTE, REPO, T0, frame
 from .pg_fixtures import pg_server as pg_server
@@ -232,7 +232,7 @@ def test_writer_killed_mid_commit_is_completed_by_the_next_process(s3, bucket, t
     c.write_bars(BT, frame(range(0, 20)), instrument=make_equity(iid, 2))
     code = (
         "import sys; sys.path.insert(0, 'tests'); from conftest import frame; "
-        "from ntrader.catalog import Catalog; "
+        "from ntrader.catalog.catalog import Catalog; "
         f"Catalog({url!r}).write_bars({BT!r}, frame(range(10, 40)))"
     )
     env = {**os.environ, **s3.env, "NTRADER_FAULT": "mid_apply", "NTRADER_LEASE_TTL": "2"}

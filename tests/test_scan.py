@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ntrader.barframe import BarFrame
-from ntrader.catalog import Catalog
+from ntrader.catalog.barframe import BarFrame
+from ntrader.catalog.catalog import Catalog
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
 from ntrader.sessions import expected_bar_closes, sessions_between
 

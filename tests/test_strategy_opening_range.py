@@ -30,8 +30,8 @@ from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
 from nautilus_trader.trading.config import ImportableStrategyConfig, StrategyFactory
 
-from ntrader.barframe import BarFrame
-from ntrader.catalog import Catalog
+from ntrader.catalog.barframe import BarFrame
+from ntrader.catalog.catalog import Catalog
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
 from ntrader.sessions import expected_bar_closes, sessions_between
 

@@ -35,7 +35,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from ntrader import sweep
+from ntrader.backtest import sweep
 
 from .backtest_fixtures import make_catalog
 from .conftest import REPO

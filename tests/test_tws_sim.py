@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from ib_async import IB, RequestError, Stock
 
-from ntrader.tws_sim import DAILY, Faults, ground_truth, run_simulator
-from ntrader.tws_sim.faults import PacingRules, PacingTracker
+from ntrader.ibkr.sim import DAILY, Faults, ground_truth, run_simulator
+from ntrader.ibkr.sim.faults import PacingRules, PacingTracker
 from tests.conftest import REPO
 
 UTC = dt.UTC
@@ -360,7 +360,7 @@ def test_cli_serves_and_exits_cleanly_on_sigterm() -> None:
         "PYTHONPATH": f"{REPO / 'lib'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ntrader.tws_sim", "--port", "0", "--fault", "pacing=true"],
+        [sys.executable, "-m", "ntrader.ibkr.sim", "--port", "0", "--fault", "pacing=true"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

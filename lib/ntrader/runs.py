@@ -31,6 +31,13 @@ from ntrader.secrets import redact, scrub_files
 
 _RUN_DIRS: dict[str, str] = {}
 _JOB_STARTED = False
+_MULTIRUN_EXIT_CODE = 0  # the worst job's exit code of the last multirun, set by its summary
+
+
+def set_multirun_exit_code(code: int) -> None:
+    """Called by a multirun's end-of-sweep callback: :func:`entry` exits with ``code``."""
+    global _MULTIRUN_EXIT_CODE
+    _MULTIRUN_EXIT_CODE = code
 
 
 def _unique_run_dir(base: str) -> str:
@@ -298,7 +305,5 @@ def entry(hydra_main: Callable[[], Any]) -> None:
             )
             raise SystemExit(INPUT_ERROR) from None
         raise
-    from ntrader import sweep  # a multirun returns here: exit with its worst job's code
-
-    if sweep.WORST_EXIT_CODE:
-        raise SystemExit(sweep.WORST_EXIT_CODE)
+    if _MULTIRUN_EXIT_CODE:  # a multirun returns here: exit with its worst job's code
+        raise SystemExit(_MULTIRUN_EXIT_CODE)

@@ -13,7 +13,7 @@ Expected intraday bar closes lie on a grid of ``step_ns`` anchored at local midn
 
 Calendar objects are cached per calendar name and built only over the whole years needed; a request
 outside the cached range rebuilds the calendar over the union. Gap detection against these
-sessions lives in ``ntrader.gaps``.
+sessions lives in ``ntrader.quality.gaps``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ntrader.errors import InputError
 
@@ -331,6 +333,18 @@ def bar_session_date(ts_event_ns: int, tz: str = "America/New_York") -> dt.date:
     return pd.Timestamp(int(ts_event_ns) - 1, tz="UTC").tz_convert(tz).date()
 
 
+def parse_day(value: str | dt.date | None, what: str) -> dt.date | None:
+    """A START/END value (``YYYY-MM-DD`` or a date) as a date; ``None`` when empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return pd.Timestamp(str(value)).date()
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{what}={value!r} is not a date", hint="use YYYY-MM-DD") from exc
+
+
 def last_completed_session(calendar: str = "XNYS", now: dt.datetime | None = None) -> dt.date:
     """The most recent session whose regular close is at or before ``now`` (default: now)."""
     now_ts = pd.Timestamp(now if now is not None else dt.datetime.now(dt.UTC))
@@ -342,3 +356,28 @@ def last_completed_session(calendar: str = "XNYS", now: dt.datetime | None = Non
     if not done.any():
         raise InputError(f"no completed {calendar} session in the 14 days before {today}")
     return s.date_list()[int(np.flatnonzero(done)[-1])]
+
+
+# --------------------------------------------------------------------------------------------------
+# Local wall-clock <-> UTC nanoseconds
+
+
+def _arrow_ns(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.cast(arr, pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def localize(
+    local_ns: np.ndarray, tz: str, ambiguous: str = "raise", nonexistent: str = "raise"
+) -> np.ndarray:
+    """UTC ns of local wall-clock ns in ``tz`` (pyarrow.ArrowInvalid on DST problems if raise)."""
+    if tz in ("UTC", "Etc/UTC", "utc"):
+        return local_ns
+    arr = pa.array(local_ns, type=pa.timestamp("ns"))
+    return _arrow_ns(pc.assume_timezone(arr, tz, ambiguous=ambiguous, nonexistent=nonexistent))
+
+
+def local_of(utc_ns: np.ndarray, tz: str) -> np.ndarray:
+    """Local wall-clock ns in ``tz`` of UTC ns."""
+    if tz in ("UTC", "Etc/UTC", "utc"):
+        return utc_ns
+    return _arrow_ns(pc.local_timestamp(pa.array(utc_ns, type=pa.timestamp("ns", tz))))

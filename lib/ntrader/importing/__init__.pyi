@@ -1,0 +1,7 @@
+"""Public names of ``ntrader.importing`` (read by lazy_loader and by type checkers)."""
+
+from .importer import ImportReport as ImportReport
+from .importer import import_csv as import_csv
+from .reader import CsvResult as CsvResult
+from .reader import CsvSpec as CsvSpec
+from .reader import read_csv_bars as read_csv_bars
