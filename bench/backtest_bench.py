@@ -1,4 +1,6 @@
-"""The two backtest paths ``bench/run.py`` times side by side, and the sweep commands it runs.
+"""The backtest benchmark of ``bench/run.py`` (:func:`bench_backtest`): the two backtest paths it
+times side by side, the one-symbol catalog it shares with sweep and launchers, and the sweep
+commands.
 
 * :func:`ours` — the project's path end-to-end minus file reports (what ``scripts/backtest.py``
   does in-process): ``check_and_load`` -> ``build_engine`` -> ``run_engine`` -> ``analyse`` ->
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,8 +38,9 @@ from nautilus_trader.model.identifiers import TraderId, Venue
 from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from ntrader.backtest.analysis import stats_equal
-from ntrader.backtest.engine import (
+from bench import gen
+from bench.harness import Context, Row, faster, progress, secs
+from ntrader.backtest import (
     BacktestSpec,
     FeeSpec,
     StrategySpec,
@@ -45,9 +49,11 @@ from ntrader.backtest.engine import (
     build_engine,
     check_and_load,
     run_engine,
+    summarize,
 )
-from ntrader.backtest.reports import SHARPE, report_counts, summarize
-from ntrader.catalog.catalog import Catalog
+from ntrader.backtest.analysis import stats_equal  # not exported by ntrader.backtest
+from ntrader.backtest.reports import SHARPE, report_counts  # not exported by ntrader.backtest
+from ntrader.catalog import Catalog
 
 STRATEGY = "nautilus_trader.examples.strategies.ema_cross_long_only:EMACrossLongOnly"
 TRADE_SIZE, FAST, SLOW = 100, 10, 20
@@ -245,3 +251,115 @@ def sweep_rows(runs_root: Path) -> list[dict[str, str]]:
 
 def pnl_by_overrides(rows: list[dict[str, str]]) -> dict[frozenset[str], str]:
     return {frozenset(r["overrides"].split()): r["pnl"] for r in rows}
+
+
+# ------------------------------------------------------------------------------------ benchmark
+
+
+def backtest_catalog(ctx: Context) -> tuple[Path, str, int]:
+    """One symbol's RTH 1-minute bars over ``sizes.backtest_range`` (shared with sweep and
+    launchers, kept on ``ctx.bt``): root, bar type and bar count."""
+    if ctx.bt is None:
+        first, last = ctx.sizes.backtest_range
+        progress(f"backtest: writing {first} .. {last} RTH 1-min bars of one symbol (XNYS)")
+        root = ctx.fresh_dir("backtest")
+        _, bar_type, n = gen.backtest_catalog(root, start=first, end=last)
+        ctx.bt = (root, bar_type, n)
+    return ctx.bt
+
+
+def bench_backtest(ctx: Context) -> None:
+    first, last = ctx.sizes.backtest_range
+    root, bar_type, n = backtest_catalog(ctx)
+    spec = spec_for(bar_type, first, last)
+    names = ("ours", "bare", "bare+analysis")
+
+    def run_side(name: str, r: Path, sp: Any) -> Outcome:
+        if name == "ours":
+            return ours(r, sp)
+        return bare(r, bar_type, run_analysis=name == "bare+analysis")
+
+    progress("backtest: warming up the three sides on one week")
+    warm_first, warm_last = dt.date(2024, 1, 2), dt.date(2024, 1, 8)
+    warm = ctx.fresh_dir("backtest-warm")
+    gen.backtest_catalog(warm, start=warm_first, end=warm_last)
+    for name in names:
+        run_side(name, warm, spec_for(bar_type, warm_first, warm_last)).dispose()
+
+    # Interleaved (ours, bare, bare+analysis per repetition): a shared machine's load
+    # changes hit the three sides alike.
+    runs: dict[str, list[float]] = {k: [] for k in names}
+    phases: dict[str, dict[str, float]] = {}  # of each side's best run
+    last_run: dict[str, Outcome] = {}
+    for i in range(ctx.reps):
+        for name in names:
+            if name in last_run:
+                last_run.pop(name).dispose()
+            gc.collect()
+            t0 = time.perf_counter()
+            out = run_side(name, root, spec)
+            runs[name].append(time.perf_counter() - t0)
+            last_run[name] = out
+            if runs[name][-1] == min(runs[name]):
+                phases[name] = dict(out.phases)
+        progress(
+            f"backtest: repetition {i + 1}/{ctx.reps}: "
+            + ", ".join(f"{k} {secs(v[-1])}" for k, v in runs.items())
+        )
+    best = {k: min(v) for k, v in runs.items()}
+    o, b, ba = best["ours"], best["bare"], best["bare+analysis"]
+    label = f"{n:,} RTH 1-min bars ({first.year}, 1 symbol), EMACrossLongOnly"
+    ctx.add(
+        Row(
+            "backtest",
+            f"backtest: ours end-to-end vs bare engine without analysis, {label}",
+            secs(o),
+            f"{secs(b)} (run_analysis=False)",
+            f"{o / b:.2f}x bare",
+            "≤ 1.05x",
+            o / b <= 1.05,
+            {"ours_s": runs["ours"], "bare_s": runs["bare"], "ratio": o / b},
+            probe=lambda: ours(root, spec),
+        )
+    )
+    ctx.add(
+        Row(
+            "backtest",
+            "backtest: ours vs bare engine with run_analysis=True (Nautilus default)",
+            secs(o),
+            f"{secs(ba)} (run_analysis=True)",
+            f"{faster(o, ba)} ({o / ba:.2f}x)",
+            "≥ 1.5x faster (stretch)",
+            ba / o >= 1.5,
+            {"ours_s": runs["ours"], "bare_analysis_s": runs["bare+analysis"], "ratio": o / ba},
+            probe=lambda: ours(root, spec),
+        )
+    )
+    ref_phases = phases["bare+analysis"]
+    ctx.add(
+        Row(
+            "backtest",
+            "backtest: where the time goes (best runs)",
+            " · ".join(f"{k} {secs(v)}" for k, v in phases["ours"].items()),
+            "bare+analysis: " + " · ".join(f"{k} {secs(v)}" for k, v in ref_phases.items()),
+            "",
+            "—",
+            None,
+            {"ours": phases["ours"], "bare": phases["bare"], "bare+analysis": ref_phases},
+        )
+    )
+
+    mine, ref, plain = last_run["ours"], last_run["bare+analysis"], last_run["bare"]
+    ok, text = compare(mine, ref)
+    ctx.results.check(ok, f"backtest: ours vs bare+analysis: {text}")
+    iters = {k: int(v.engine.iteration) for k, v in last_run.items()}
+    same_plain = fills(plain) == (mine.summary or {}).get("fills") and account_pnl(plain) == (
+        mine.summary or {}
+    ).get("pnl")
+    ctx.results.check(
+        same_plain and set(iters.values()) == {n},
+        f"backtest: bare (no analysis) has the same fills and account PnL as ours: "
+        f"{same_plain}; bars processed {iters} of {n:,} written",
+    )
+    for out in last_run.values():
+        out.dispose()

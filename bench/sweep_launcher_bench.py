@@ -1,4 +1,5 @@
-"""Sweep launchers side by side: Hydra's joblib launcher (n_jobs=2) vs the Ray launcher.
+"""The launchers benchmark of ``bench/run.py`` (:func:`bench_launchers`): sweep launchers side by
+side, Hydra's joblib launcher (n_jobs=2) vs the Ray launcher.
 
 The same 8-config sweep as the ``sweep`` benchmark (EMA fast x slow x end date, one symbol) runs
 once through ``hydra/launcher=joblib hydra.launcher.n_jobs=2`` and once through
@@ -25,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import backtest_bench as btb
+from bench import backtest_bench as btb
+from bench.harness import Context, Row, progress, secs
 
 SLOTS = 2
 RAY = ["hydra/launcher=ntrader_ray", f"hydra.launcher.ray.init.num_cpus={SLOTS}"]
@@ -80,56 +82,47 @@ def ray_startup(py: str, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def _secs(t: float) -> str:
-    return f"{t * 1000:.0f} ms" if t < 1 else f"{t:.2f} s"
-
-
-def _progress(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def run(bench: Any) -> tuple[list[dict[str, Any]], list[tuple[bool, str]]]:
-    """Rows (``bench/run.py``'s ``Row`` fields) and checks for ``bench/run.py --only launchers``.
-
-    ``bench`` is run.py's ``Bench``: its shared one-symbol catalog, sizes, env and temp dirs.
+def run(ctx: Context) -> tuple[list[dict[str, Any]], list[tuple[bool, str]]]:
+    """Rows (:class:`~bench.harness.Row` fields) and checks for ``bench/run.py --only launchers``:
+    on the backtest benchmark's one-symbol catalog, with the context's sizes, env and temp dirs.
     """
-    root, bar_type, n = bench.backtest_catalog()
+    root, bar_type, n = btb.backtest_catalog(ctx)
     symbol = bar_type.split("-", 1)[0]
-    ends = ",".join(str(d) for d in bench.sizes.sweep_ends)
+    ends = ",".join(str(d) for d in ctx.sizes.sweep_ends)
     cwd = Path(__file__).resolve().parents[1]
     py = sys.executable
-    _progress("launchers: warming the OS file cache (scripts/backtest.py --help)")
+    progress("launchers: warming the OS file cache (scripts/backtest.py --help)")
     subprocess.run(
         [py, "scripts/backtest.py", "--help"],
         cwd=cwd,
-        env=bench.env,
+        env=ctx.env,
         check=True,
         capture_output=True,
     )
     walls: dict[str, float] = {}
     rows: dict[str, list[dict[str, str]]] = {}
     for name, cmd in commands(py, root, symbol, ends).items():
-        runs_root = bench.fresh_dir(f"launcher-runs-{name}")
-        env = {**bench.env, "NTRADER_RUNS": str(runs_root)}
-        _progress(f"launchers: 8 jobs through {name} ({SLOTS} slots), 1 run")
+        runs_root = ctx.fresh_dir(f"launcher-runs-{name}")
+        env = {**ctx.env, "NTRADER_RUNS": str(runs_root)}
+        progress(f"launchers: 8 jobs through {name} ({SLOTS} slots), 1 run")
         walls[name], _ = timed_sweep(cmd, cwd, env)
         rows[name] = btb.sweep_rows(runs_root)
-        _progress(f"launchers: {name}: {_secs(walls[name])}")
-    _progress("launchers: Ray start-up alone (ray.init + one task + shutdown, fresh process)")
-    start = ray_startup(py, cwd, bench.env)
+        progress(f"launchers: {name}: {secs(walls[name])}")
+    progress("launchers: Ray start-up alone (ray.init + one task + shutdown, fresh process)")
+    start = ray_startup(py, cwd, ctx.env)
     jl, ray = walls["joblib"], walls["ray"]
     k = len(rows["joblib"])
     over = {name: overhead_per_job(walls[name], rows[name]) for name in walls}
     in_job = {name: in_job_seconds(rows[name]) / max(1, len(rows[name])) for name in walls}
-    first = bench.sizes.backtest_range[0]
+    first = ctx.sizes.backtest_range[0]
     out: list[dict[str, Any]] = [
         {
             "name": f"launchers: {k} configs (EMA fast 5,10 x slow 20,30 x end {ends}; {n:,} bars "
             f"from {first}), scripts/backtest.py -m, Ray launcher (local instance, num_cpus=2) "
             f"vs joblib n_jobs=2, 1 run each",
-            "ours": _secs(ray),
-            "reference": f"{_secs(jl)} (joblib)",
-            "ratio": f"{ray / jl:.2f}x joblib (+{_secs(ray - jl)})",
+            "ours": secs(ray),
+            "reference": f"{secs(jl)} (joblib)",
+            "ratio": f"{ray / jl:.2f}x joblib (+{secs(ray - jl)})",
             "target": "—",
             "met": None,
             "data": {"ray_s": ray, "joblib_s": jl, "rows": k},
@@ -137,9 +130,9 @@ def run(bench: Any) -> tuple[list[dict[str, Any]], list[tuple[bool, str]]]:
         {
             "name": f"launchers: per-job overhead = (wall x {SLOTS} slots - sum of in-job "
             f"duration_s) / {k} (mean in-job duration_s in brackets)",
-            "ours": f"{_secs(over['ray'])} ({_secs(in_job['ray'])})",
-            "reference": f"{_secs(over['joblib'])} ({_secs(in_job['joblib'])}) (joblib)",
-            "ratio": f"+{_secs(over['ray'] - over['joblib'])} per job",
+            "ours": f"{secs(over['ray'])} ({secs(in_job['ray'])})",
+            "reference": f"{secs(over['joblib'])} ({secs(in_job['joblib'])}) (joblib)",
+            "ratio": f"+{secs(over['ray'] - over['joblib'])} per job",
             "target": "—",
             "met": None,
             "data": {"overhead_s": over, "in_job_s": in_job},
@@ -148,10 +141,10 @@ def run(bench: Any) -> tuple[list[dict[str, Any]], list[tuple[bool, str]]]:
             "name": "launchers: Ray start-up, fresh process: import ray · ray.init(num_cpus=2) · "
             "first task · shutdown",
             "ours": " · ".join(
-                _secs(start[k_]) for k_ in ("import", "init", "first_task", "shutdown")
+                secs(start[k_]) for k_ in ("import", "init", "first_task", "shutdown")
             ),
             "reference": "",
-            "ratio": f"total {_secs(sum(start.values()))}",
+            "ratio": f"total {secs(sum(start.values()))}",
             "target": "—",
             "met": None,
             "data": start,
@@ -168,3 +161,12 @@ def run(bench: Any) -> tuple[list[dict[str, Any]], list[tuple[bool, str]]]:
         )
     ]
     return out, checks
+
+
+def bench_launchers(ctx: Context) -> None:
+    """joblib vs Ray launcher on the sweep's 8 configs."""
+    rows, checks = run(ctx)
+    for row in rows:
+        ctx.add(Row("launchers", **row))
+    for ok, text in checks:
+        ctx.results.check(ok, text)
