@@ -41,6 +41,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from bench import gen
 from bench.harness import Context, Row, faster, progress, secs
 from ntrader.backtest import (
+    SHARPE,
     BacktestSpec,
     FeeSpec,
     StrategySpec,
@@ -48,11 +49,11 @@ from ntrader.backtest import (
     analyse,
     build_engine,
     check_and_load,
+    report_counts,
     run_engine,
+    stats_equal,
     summarize,
 )
-from ntrader.backtest.analysis import stats_equal  # not exported by ntrader.backtest
-from ntrader.backtest.reports import SHARPE, report_counts  # not exported by ntrader.backtest
 from ntrader.catalog import Catalog
 
 STRATEGY = "nautilus_trader.examples.strategies.ema_cross_long_only:EMACrossLongOnly"

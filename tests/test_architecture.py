@@ -42,6 +42,18 @@ def test_about_eight_packages_and_a_handful_of_core_modules():
     assert len(core) <= 8, core
 
 
+def test_scripts_are_thin():
+    for script in sorted((REPO / "scripts").glob("[!_]*.py")):
+        n = len(script.read_text().splitlines())
+        assert n <= 80, f"{script.name} has {n} lines: move the work into the library"
+
+
+def test_library_modules_stay_small():
+    for f in sorted(LIB.rglob("*.py")):
+        n = len(f.read_text().splitlines())
+        assert n <= 420, f"{f.relative_to(REPO)} has {n} lines: split it by concept"
+
+
 @pytest.mark.parametrize("package", [*PACKAGES, "ibkr.sim"])
 def test_public_names_resolve(package):
     """Every name a package's ``__init__.pyi`` lists exists in the module it names."""

@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 from loguru import logger
 
-from ntrader.backtest.analysis import stats_equal
-from ntrader.backtest.reports import (
-    EMPTY_HEADERS,
+from ntrader.backtest import (
     SHARPE,
     SORTINO,
     equity_series,
+    stats_equal,
     summarize,
     write_reports,
 )
+from ntrader.backtest.reports import EMPTY_HEADERS
 from tests.backtest_fixtures import make_catalog, run_engine
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

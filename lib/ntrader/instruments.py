@@ -8,7 +8,7 @@ venue map (``conf/instruments``), else the default venue. ``BAR`` is a Nautilus 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -63,6 +63,18 @@ def bar_type_for(instrument_id: InstrumentId | str, bar_spec: str) -> BarType:
         ) from exc
     bar_step(bar_type)  # reject aggregations we cannot place on a calendar
     return bar_type
+
+
+def bar_types_for(
+    symbols: Iterable[str],
+    bar_spec: str = "1-MINUTE-LAST",
+    default_venue: str = "NASDAQ",
+    venues: Mapping[str, str] | None = None,
+) -> list[BarType]:
+    """The bar type of each symbol (``AAPL`` or ``AAPL.NASDAQ``), resolved as SYMBOL= is."""
+    return [
+        bar_type_for(resolve_instrument_id(s, default_venue, venues), bar_spec) for s in symbols
+    ]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ ends, whatever its outcome (``ntrader.run_store``).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -28,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from ntrader import run_store
 from ntrader.errors import INPUT_ERROR, SYSTEM_ERROR, InputError, NtraderError, exit_code_for
 from ntrader.secrets import redact, scrub_files
+from ntrader.tabular import write_json_atomic
 
 _RUN_DIRS: dict[str, str] = {}
 _JOB_STARTED = False
@@ -145,12 +145,6 @@ def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") 
         level="DEBUG",
         format=_tagged("{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} [{extra[run_id]}] {name}: "),
     )
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n")
-    os.replace(tmp, path)
 
 
 def run_task(

@@ -345,6 +345,18 @@ def parse_day(value: str | dt.date | None, what: str) -> dt.date | None:
         raise InputError(f"{what}={value!r} is not a date", hint="use YYYY-MM-DD") from exc
 
 
+def day_bounds_ns(
+    start: dt.date | None, end: dt.date | None, tz: str
+) -> tuple[int | None, int | None]:
+    """Sessions ``start .. end`` (inclusive, either open) -> inclusive ``ts_event`` bounds.
+
+    A session's bars close after its local midnight and no later than the next one (a daily bar
+    closes exactly at the next midnight), so this is ``(midnight(start), midnight(end + 1)]``."""
+    lo = None if start is None else pd.Timestamp(start, tz=tz).value + 1
+    hi = None if end is None else (pd.Timestamp(end, tz=tz) + pd.Timedelta(days=1)).value
+    return lo, hi
+
+
 def last_completed_session(calendar: str = "XNYS", now: dt.datetime | None = None) -> dt.date:
     """The most recent session whose regular close is at or before ``now`` (default: now)."""
     now_ts = pd.Timestamp(now if now is not None else dt.datetime.now(dt.UTC))

@@ -1,14 +1,18 @@
-"""Render lists of records as an aligned text table, CSV or JSON (the FORMAT= of every report)."""
+"""Render lists of records as an aligned text table, CSV or JSON (the FORMAT= of every report);
+write a JSON report file atomically with its secrets redacted."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ntrader.errors import InputError
+from ntrader.secrets import redact
 
 FORMATS = ("table", "json", "csv")
 
@@ -59,3 +63,10 @@ def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 def json_text(payload: Any) -> str:
     return json.dumps(payload, indent=2, default=str)
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as indented JSON, secrets redacted, replacing ``path`` in one rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(redact(json.dumps(payload, indent=2, default=str)) + "\n")
+    os.replace(tmp, path)

@@ -1,4 +1,5 @@
-"""Daily mark-to-market equity and the risk numbers derived from it (Sharpe, Sortino, drawdown).
+"""Equity curves (per account event, and daily marked to market) and the risk numbers derived
+from them (Sharpe, Sortino, drawdown).
 
 NautilusTrader's ``Sharpe Ratio (252 days)`` is computed from per-position returns, which ignore
 commissions and the capital actually at risk: a run that lost money can show a positive Sharpe.
@@ -20,6 +21,9 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.model.enums import AccountType, OrderSide
 from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.objects import Currency
+
+from ntrader.backtest.analysis import venue_account
 
 SESSIONS_PER_YEAR = 252
 
@@ -162,3 +166,90 @@ def with_starting_point(
     t0 = pd.Timestamp(int(first_ns) - 60_000_000_000, tz="UTC")
     head = pd.Series([float(starting_balance)], index=[t0], name=curve.name)
     return pd.concat([head, curve])
+
+
+def account_currency(engine: BacktestEngine, venue: Venue) -> Currency:
+    """The currency an account's numbers are in: its base currency, else its first balance's."""
+    account = venue_account(engine, venue)
+    if account.base_currency is not None:
+        return account.base_currency
+    currencies = list(account.starting_balances()) or list(account.balances_total())
+    if not currencies:
+        raise ValueError(f"account of {venue} holds no balances")
+    return currencies[0]
+
+
+def equity_series(engine: BacktestEngine, venue: Venue) -> pd.Series:
+    """Account equity after each account state time (UTC DatetimeIndex, unique, float values).
+
+    MARGIN accounts: the total balance (realized equity). CASH accounts: the total cash balance
+    plus open holdings valued at each instrument's latest fill price — the raw cash balance of a
+    cash account drops by the full cost of every purchase, which is not a loss.
+    """
+    account = venue_account(engine, venue)
+    currency = account_currency(engine, venue)
+    states = sorted(account.events, key=lambda state: state.ts_event)
+    times: list[int] = []
+    cash: list[float] = []
+    for state in states:
+        for balance in state.balances:
+            if balance.currency == currency:
+                ts = int(state.ts_event)
+                if times and times[-1] == ts:  # keep the last state of a timestamp: the one
+                    cash[-1] = balance.total.as_double()  # after all fills at that time
+                else:
+                    times.append(ts)
+                    cash.append(balance.total.as_double())
+                break
+    values = np.asarray(cash, dtype=np.float64)
+    if account.type == AccountType.CASH and times:
+        values = values + _holdings_value(engine, venue, currency, np.asarray(times, np.int64))
+    index = pd.DatetimeIndex(np.asarray(times, dtype=np.int64).view("datetime64[ns]"))
+    return pd.Series(values, index=index.tz_localize("UTC"), name="equity", dtype=np.float64)
+
+
+def _holdings_value(
+    engine: BacktestEngine, venue: Venue, currency: Currency, times: np.ndarray
+) -> np.ndarray:
+    """Value of open holdings at each of ``times`` (fills at or before the time count)."""
+    cache = engine.cache
+    fills: list[tuple[int, Any, float, float]] = []
+    for order in cache.orders():
+        if order.instrument_id.venue != venue:
+            continue
+        for event in order.events:
+            if isinstance(event, OrderFilled):
+                sign = 1.0 if event.order_side == OrderSide.BUY else -1.0
+                fills.append(
+                    (
+                        int(event.ts_event),
+                        event.instrument_id,
+                        sign * event.last_qty.as_double(),
+                        event.last_px.as_double(),
+                    )
+                )
+    fills.sort(key=lambda f: f[0])
+    multipliers: dict[Any, float] = {}
+    qty: dict[Any, float] = {}
+    last_px: dict[Any, float] = {}
+    out = np.zeros(len(times), dtype=np.float64)
+    j = 0
+    for i, t in enumerate(times):
+        while j < len(fills) and fills[j][0] <= t:
+            _, iid, signed_qty, px = fills[j]
+            if iid not in multipliers:
+                instrument = cache.instrument(iid)
+                same = instrument is not None and instrument.quote_currency == currency
+                multipliers[iid] = float(instrument.multiplier) if same else 0.0
+            qty[iid] = qty.get(iid, 0.0) + signed_qty
+            last_px[iid] = px
+            j += 1
+        out[i] = sum(q * last_px[iid] * multipliers[iid] for iid, q in qty.items() if q)
+    return out
+
+
+def drawdown_pct(equity: pd.Series) -> pd.Series:
+    """Percent below the running peak (<= 0)."""
+    if equity.empty:
+        return equity.copy()
+    return (equity / equity.cummax() - 1.0) * 100.0

@@ -1,21 +1,18 @@
 """Public names of ``ntrader.catalog`` (read by lazy_loader and by type checkers)."""
 
 from .barframe import BarFrame as BarFrame
-from .catalog import Availability as Availability
 from .catalog import Catalog as Catalog
 from .catalog import WriteResult as WriteResult
 from .conflict import MODES as MODES
 from .conflict import MergeOutcome as MergeOutcome
 from .conflict import merge_frames as merge_frames
+from .frames import availability_frame as availability_frame
+from .frames import bars_frame as bars_frame
+from .inventory import Availability as Availability
 from .inventory import iso as iso
 from .inventory import list_catalog as list_catalog
 from .inventory import record as record
-from .store import (
-    DEFAULT_CATALOG as DEFAULT_CATALOG,
-)
-from .store import (
-    open_store as open_store,
-)
-from .store import (
-    resolve_location as resolve_location,
-)
+from .inventory import render_listing as render_listing
+from .store import DEFAULT_CATALOG as DEFAULT_CATALOG
+from .store import open_store as open_store
+from .store import resolve_location as resolve_location

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ntrader.errors import InputError
+
 COLUMNS = ("open", "high", "low", "close", "volume")
 
 
@@ -86,3 +88,27 @@ def random_walk_frame(
     low = np.round(np.minimum(open_, close) - wick, 2)
     volume = rng.integers(100, 5_000, n).astype(np.float64)
     return BarFrame(ts_event.astype(np.int64), open_, high, low, close, volume, 2, 0)
+
+
+def at_price_precision(frame: BarFrame, precision: int, owner: str, what: str) -> BarFrame:
+    """``frame`` stored at ``precision`` decimals (``owner``'s, e.g. the catalog's instrument);
+    refuses data finer than that (``what`` names the bar type in the error)."""
+    p = int(precision)
+    if frame.price_precision > p:
+        prices = np.concatenate([frame.open, frame.high, frame.low, frame.close])
+        if not np.array_equal(np.round(prices, p), prices):
+            raise InputError(
+                f"prices for {what} have {frame.price_precision} decimals but {owner} "
+                f"in the catalog has price precision {p}",
+                hint="round the data to the instrument's precision, or re-create the instrument",
+            )
+    return BarFrame(
+        frame.ts_event,
+        frame.open,
+        frame.high,
+        frame.low,
+        frame.close,
+        frame.volume,
+        p,
+        frame.size_precision,
+    )

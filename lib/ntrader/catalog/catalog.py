@@ -8,13 +8,15 @@ type never overlap, and a plain ``ParquetDataCatalog(root).bars()`` reads everyt
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 from typing import Any, TypeVar
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
@@ -25,7 +27,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 
-from ntrader.catalog.barframe import BarFrame
+from ntrader.catalog.barframe import BarFrame, at_price_precision
 from ntrader.catalog.codec import frame_to_table, table_to_frame
 from ntrader.catalog.commit import Committer
 from ntrader.catalog.conflict import MODES, merge_frames
@@ -36,23 +38,12 @@ from ntrader.catalog.files import (
     quarantine,
     ts_event_bounds,
 )
+from ntrader.catalog.inventory import Availability, summarize_files
 from ntrader.catalog.store import open_store
 from ntrader.errors import CatalogBusy, InputError, SystemFailure
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Availability:
-    """What the catalog holds for one bar type, measured from the files themselves."""
-
-    bar_type: str
-    instrument_id: str
-    first_ns: int | None
-    last_ns: int | None
-    rows: int
-    files: int
-    bytes: int
+Day = str | dt.date | None  # a session date as START/END take it
 
 
 @dataclass(frozen=True)
@@ -87,8 +78,32 @@ class Catalog:
         self._committer = Committer(self.store, self._meta)
         self._instruments: dict[str, Instrument] = {}  # written once, never changed: cacheable
 
+    @classmethod
+    def from_config(cls, catalog: Mapping[str, Any]) -> Catalog:
+        """From the ``catalog`` config group: ``path`` (null = the default) and ``lock_timeout``."""
+        return cls(catalog["path"], lock_timeout=float(catalog["lock_timeout"]))
+
     def __str__(self) -> str:
         return self.url
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.url!r})"
+
+    # ---------------------------------------------------------------- pandas views (notebooks)
+    def read_frame(
+        self, what: BarType | str, start: Day = None, end: Day = None, **how: Any
+    ) -> Any:
+        """Bars as a pandas DataFrame: :func:`ntrader.catalog.frames.bars_frame` (``bar=``,
+        ``tz=``)."""
+        from ntrader.catalog.frames import bars_frame
+
+        return bars_frame(self, what, start, end, **how)
+
+    def availability_frame(self) -> pd.DataFrame:
+        """What the catalog holds, one row per bar type (``make scan`` as a DataFrame)."""
+        from ntrader.catalog.frames import availability_frame
+
+        return availability_frame(self)
 
     # ---------------------------------------------------------------- paths
     @property
@@ -266,34 +281,22 @@ class Catalog:
         footers = dict(zip((f.path for f in files), self.store.read_footers(files), strict=True))
         out = []
         for bt, fs in per_type.items():
-            out.append(self._summarize(bt, fs, [footers[f.path] for f in fs]))
+            out.append(summarize_files(bt, fs, [footers[f.path] for f in fs], self._measured))
         return out
 
     def _availability(self, bar_type: str) -> Availability:
         files = self.files(bar_type)
-        return self._summarize(bar_type, files, self.store.read_footers(files))
+        return summarize_files(bar_type, files, self.store.read_footers(files), self._measured)
 
-    def _summarize(
-        self, bar_type: str, files: list[DataFile], footers: list[pq.FileMetaData | Exception]
-    ) -> Availability:
-        rows = size = 0
-        first: int | None = None
-        last: int | None = None
-        for f, md in zip(files, footers, strict=True):
-            try:
-                if isinstance(md, Exception):
-                    raise md
-                lo, hi = ts_event_bounds(self.store, f.path, md)
-            except (pa.ArrowException, OSError) as exc:
-                raise self._quarantine(f.path, exc) from exc
-            rows += md.num_rows
-            size += self.store.size(f.path) if f.size is None else f.size
-            if md.num_rows:
-                first = lo if first is None else min(first, lo)
-                last = hi if last is None else max(last, hi)
-        return Availability(
-            bar_type, bar_type.split("-", 1)[0], first, last, rows, len(files), size
-        )
+    def _measured(self, f: DataFile, md: pq.FileMetaData | Exception) -> tuple[int, int, int]:
+        """First/last ``ts_event`` and bytes of one data file (an unreadable one is quarantined)."""
+        try:
+            if isinstance(md, Exception):
+                raise md
+            lo, hi = ts_event_bounds(self.store, f.path, md)
+        except (pa.ArrowException, OSError) as exc:
+            raise self._quarantine(f.path, exc) from exc
+        return lo, hi, self.store.size(f.path) if f.size is None else f.size
 
     def instrument(self, instrument_id: InstrumentId | str) -> Instrument | None:
         iid = str(instrument_id)
@@ -346,7 +349,9 @@ class Catalog:
                 existing_inst = instrument
                 created = True
             self._instruments[iid] = existing_inst
-            frame = _at_instrument_precision(frame, existing_inst, bt)
+            frame = at_price_precision(
+                frame, int(existing_inst.price_precision), f"instrument {existing_inst.id}", bt
+            )
             return self._write_locked(bt, frame, mode, created)
 
     def _write_locked(self, bt: str, frame: BarFrame, mode: str, created: bool) -> WriteResult:
@@ -386,26 +391,3 @@ class Catalog:
             size,
             created,
         )
-
-
-def _at_instrument_precision(frame: BarFrame, instrument: Instrument, bt: str) -> BarFrame:
-    """Store bars at the instrument's price precision; refuse data finer than it."""
-    p = int(instrument.price_precision)
-    if frame.price_precision > p:
-        prices = np.concatenate([frame.open, frame.high, frame.low, frame.close])
-        if not np.array_equal(np.round(prices, p), prices):
-            raise InputError(
-                f"prices for {bt} have {frame.price_precision} decimals but instrument "
-                f"{instrument.id} in the catalog has price precision {p}",
-                hint="round the data to the instrument's precision, or re-create the instrument",
-            )
-    return BarFrame(
-        frame.ts_event,
-        frame.open,
-        frame.high,
-        frame.low,
-        frame.close,
-        frame.volume,
-        p,
-        frame.size_precision,
-    )

@@ -22,7 +22,7 @@ from loguru import logger
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Equity
 
-from ntrader.errors import ConnectionFailure, DataError
+from ntrader.errors import ConnectionFailure, DataError, InputError
 from ntrader.ibkr.plan import PlannedRequest
 from ntrader.instruments import make_equity
 
@@ -39,14 +39,20 @@ class IbkrSettings:
     @classmethod
     def from_config(cls, ibkr: Mapping[str, Any]) -> IbkrSettings:
         """From the ``ibkr`` config group (a dict or Hydra's ``cfg.ibkr``)."""
-        return cls(
-            host=str(ibkr["host"]),
-            port=int(ibkr["port"]),
-            client_id=int(ibkr["client_id"]),
-            connect_timeout=float(ibkr["connect_timeout"]),
-            request_timeout=float(ibkr["request_timeout"]),
-            retries=int(ibkr["retries"]),
-        )
+        try:
+            return cls(
+                host=str(ibkr["host"]),
+                port=int(ibkr["port"]),
+                client_id=int(ibkr["client_id"]),
+                connect_timeout=float(ibkr["connect_timeout"]),
+                request_timeout=float(ibkr["request_timeout"]),
+                retries=int(ibkr["retries"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"invalid IBKR setting: {exc}",
+                hint="check IBKR_HOST / IBKR_PORT / IBKR_CLIENT_ID and the ibkr.* overrides",
+            ) from exc
 
     @property
     def endpoint(self) -> str:

@@ -16,7 +16,7 @@ from ntrader.catalog.catalog import Catalog, WriteResult
 from ntrader.catalog.inventory import iso
 from ntrader.errors import InputError
 from ntrader.importing.reader import CsvSpec, read_csv_bars
-from ntrader.instruments import bar_step, make_equity
+from ntrader.instruments import bar_step, bar_type_for, make_equity, resolve_instrument_id
 
 PROGRESS_MIN_BYTES = 20_000_000  # show progress bars (on a terminal) from ~400k rows up
 
@@ -37,18 +37,55 @@ class ImportReport:
         out["write"] = self.write.as_dict()
         return out
 
+    def counts(self) -> dict[str, int]:
+        """The ``counts`` of ``summary.json``."""
+        w = self.write
+        return {
+            "rows_read": self.rows_read,
+            "rows_added": w.rows_added,
+            "rows_replaced": w.rows_replaced,
+            "rows_removed": w.rows_removed,
+            "rows_skipped": w.rows_skipped,
+            "files_written": w.files_written,
+            "bytes_written": w.bytes_written,
+        }
+
+    def render(self, catalog_url: str, seconds: float) -> str:
+        """What an import prints: rows read/added/replaced/removed/skipped, range, files, speed."""
+        w = self.write
+        skipped = f"{w.rows_skipped:,}"
+        if w.rows_skipped:
+            skipped += " (already in the catalog; MODE=merge or MODE=overwrite replaces them)"
+        created = " · instrument created" if w.instrument_created else ""
+        rate = self.rows_read / max(seconds, 1e-9)
+        return (
+            f"Imported {self.csv} -> {self.bar_type} (catalog {catalog_url})\n"
+            f"  rows read {self.rows_read:,} · added {w.rows_added:,} · replaced "
+            f"{w.rows_replaced:,} · removed {w.rows_removed:,} · skipped {skipped}\n"
+            f"  range {self.first} .. {self.last}\n"
+            f"  files written {w.files_written} ({w.bytes_written:,} bytes), replaced "
+            f"{w.files_removed}{created}\n"
+            f"  {seconds:.2f} s ({rate:,.0f} rows/s)"
+        )
+
 
 def import_csv(
     catalog: Catalog,
     path: str | os.PathLike[str],
-    instrument_id: InstrumentId,
-    bar_type: BarType,
+    instrument_id: InstrumentId | str,
+    bar_type: BarType | None = None,
     *,
     mode: str = "skip",
     spec: CsvSpec | None = None,
     price_precision: int | None = None,
 ) -> ImportReport:
-    """Import one CSV file of bars for ``bar_type``; the catalog is untouched if it is invalid."""
+    """Import one CSV file of bars for ``bar_type``; the catalog is untouched if it is invalid.
+
+    ``instrument_id``: an ``InstrumentId``, ``AAPL.NASDAQ`` or a bare ``AAPL`` (default venue);
+    ``bar_type`` defaults to its 1-minute bars."""
+    if not isinstance(instrument_id, InstrumentId):
+        instrument_id = resolve_instrument_id(instrument_id)
+    bar_type = bar_type or bar_type_for(instrument_id, "1-MINUTE-LAST")
     spec = spec or CsvSpec()
     csv_path = Path(path)
     if not csv_path.is_file():

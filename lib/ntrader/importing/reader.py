@@ -49,6 +49,20 @@ class CsvSpec:
     size_precision: int | None = None  # None = infer from volume column (cap 9)
     max_errors: int = 20  # how many problems to list
 
+    @classmethod
+    def from_config(cls, csv: Mapping[str, Any], price_precision: int | None = None) -> CsvSpec:
+        """From the ``csv`` group of ``conf/import_csv.yaml`` (unset columns are detected)."""
+        return cls(
+            tz=csv["tz"],
+            label=csv["label"],
+            columns={k: str(v) for k, v in csv["columns"].items() if v is not None},
+            timestamp_format=csv["timestamp_format"],
+            epoch_unit=csv["epoch_unit"],
+            delimiter=csv["delimiter"],
+            max_errors=int(csv["max_errors"]),
+            price_precision=price_precision,
+        )
+
 
 @dataclass(frozen=True)
 class CsvResult:

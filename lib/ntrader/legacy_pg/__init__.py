@@ -1,5 +1,6 @@
-"""The legacy PostgreSQL ``market_data`` table into the catalog: DSN handling, schema
-inspection, the statistics pass, streamed reads, the plan, row conversion, migration, validation.
+"""The legacy PostgreSQL ``market_data`` table into the catalog, as one call from a spec
+(``MigrateSpec`` -> ``migrate_table`` -> ``MigrateResult``): DSN handling, schema inspection, the
+statistics pass, streamed reads, the plan, row conversion, migration, validation, the report.
 
 May import: ``ntrader.catalog`` and the core modules.
 """

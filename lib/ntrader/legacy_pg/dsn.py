@@ -1,7 +1,8 @@
 """PostgreSQL DSNs, kept secret: normalisation, parsing, redaction and scrubbing of any text.
 
-The DSN password never leaves this module: ``redact_dsn`` shows ``postgresql://user:***@host:port/db``
-and ``Scrubber`` removes the password from any text (driver errors included).
+The DSN password never leaves this module: ``redact_dsn`` shows
+``postgresql://user:***@host:port/db``, ``Scrubber`` removes the password from any text (driver
+errors included) and ``scrub_hydra_files`` from a run folder's ``.hydra/*.yaml``.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
+from loguru import logger
 from psycopg.conninfo import conninfo_to_dict
 
 from ntrader.errors import InputError
@@ -77,3 +80,15 @@ class Scrubber:
         for s in self.secrets:
             out = out.replace(s, self.redacted if s == self.secrets[0] else "***")
         return out
+
+
+def scrub_hydra_files(run_dir: Path, dsn: str | None) -> None:
+    """A DSN given as a Hydra override (not via DATABASE_URL) would sit in ``run_dir/.hydra/``:
+    redact it there (a warning says so)."""
+    scrub = Scrubber(dsn)
+    for f in (Path(run_dir) / ".hydra").glob("*.yaml"):
+        text = f.read_text()
+        clean = scrub(text)
+        if clean != text:
+            f.write_text(clean)
+            logger.warning(f"redacted the DSN password in {f.name}; pass it as DATABASE_URL")

@@ -10,7 +10,9 @@
    without duplicates. The server produces symbol N+1 while symbol N is converted and written.
 4. Validate (``validate``): per symbol source vs catalog row count, first/last and seeded
    OHLCV spot checks. Any mismatch -> ``DataError`` (exit 1); rejected rows are reported with
-   their keys (``rejected.csv``) but are not mismatches.
+   their keys (``rejected.csv``) but are not mismatches (``report.check_report``).
+
+The whole flow as one call, from a spec (notebook or script), is ``job.migrate_table``.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from loguru import logger
 from tqdm import tqdm
 
 from ntrader.catalog.catalog import Catalog
-from ntrader.errors import DataError
 from ntrader.instruments import make_equity, resolve_instrument_id
 from ntrader.legacy_pg.plan import Options, Plan, make_plans, up_to_date
+from ntrader.legacy_pg.report import check_report
 from ntrader.legacy_pg.rows import TimeMap, convert
 from ntrader.legacy_pg.source import Source
 from ntrader.legacy_pg.validate import validate_symbol
@@ -190,13 +192,3 @@ def run_migration(
             "validate": round(validate_s, 3),
         },
     }
-
-
-def check_report(report: dict[str, Any], validation_path: Path) -> None:
-    if report["mismatched"]:
-        raise DataError(
-            f"validation failed for {', '.join(map(repr, report['mismatched']))} "
-            f"(details in {validation_path})",
-            hint="rerun `make migrate` (skip mode fills missing rows); MODE=overwrite replaces "
-            "bars that differ from the source",
-        )

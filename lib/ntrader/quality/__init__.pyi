@@ -1,14 +1,8 @@
 """Public names of ``ntrader.quality`` (read by lazy_loader and by type checkers)."""
 
-from .checkup import (
-    CheckReport as CheckReport,
-)
-from .checkup import (
-    check_bar_type as check_bar_type,
-)
-from .checkup import (
-    fill_command as fill_command,
-)
+from .checkup import CheckReport as CheckReport
+from .checkup import check_bar_type as check_bar_type
+from .checkup import fill_command as fill_command
 from .gaps import GapReport as GapReport
 from .gaps import find_gaps as find_gaps
 from .health import HealthIssue as HealthIssue

@@ -9,13 +9,16 @@ from typing import Any
 import pandas as pd
 from nautilus_trader.model.data import BarType
 
-from ntrader.catalog.catalog import Availability, Catalog
-from ntrader.catalog.inventory import iso, record
+from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.inventory import Availability, iso, record
 from ntrader.errors import DataError, InputError
 from ntrader.instruments import bar_step
 from ntrader.quality.gaps import GapReport, find_gaps
 from ntrader.quality.health import HealthIssue, check_health
 from ntrader.sessions import calendar_for_venue, calendar_timezone
+from ntrader.tabular import csv_text, json_text, text_table
+
+GAP_COLUMNS = ("kind", "first", "last", "size", "command")
 
 
 @dataclass
@@ -54,6 +57,49 @@ class CheckReport:
                 for h in self.health
             ],
         }
+
+    def render(self, fmt: str = "table", max_listed: int = 50) -> str:
+        """``make check``'s output: JSON (everything), CSV (the gaps) or the text report."""
+        d = self.as_dict()
+        if fmt == "json":
+            return json_text(d)
+        if fmt == "csv":
+            return csv_text(d["gaps"], GAP_COLUMNS)
+        a, s, b = d["availability"], d["sessions"], d["bars"]
+        outside = b["outside_hours"]
+        lines = [
+            f"{a['bar_type']}",
+            f"  catalog   {a['first']} .. {a['last']} · {a['rows']:,} bars in {a['files']} files "
+            f"({a['bytes']:,} bytes)",
+            f"  checked   {d['range']['start']} .. {d['range']['end']} against {d['calendar']}: "
+            f"{s['present']}/{s['expected']} sessions, {b['present']:,}/{b['expected']:,} bars"
+            + (f" (+{outside:,} outside the checked hours)" if outside else ""),
+        ]
+        gaps = d["gaps"]
+        if gaps:
+            lines.append(f"  gaps      {len(gaps)} (commands fill them)")
+            lines.append(text_table(gaps[:max_listed], GAP_COLUMNS))
+            if len(gaps) > max_listed:
+                lines.append(f"… {len(gaps) - max_listed} more (FORMAT=json lists all)")
+        else:
+            lines.append("  gaps      none")
+        if d["health"]:
+            lines.append("  health")
+            for h in d["health"]:
+                ex = ", ".join(h["examples"][:3])
+                lines.append(f"    {h['kind']}: {h['message']}" + (f" (e.g. {ex})" if ex else ""))
+        else:
+            lines.append("  health    ok")
+        return "\n".join(lines)
+
+    def raise_on_gaps(self) -> None:
+        """``check.fail_on_gaps=true``: any gap is a data error (exit 1)."""
+        if self.fill:
+            raise DataError(
+                f"{len(self.fill)} gap(s) in {self.availability.bar_type}",
+                hint="run the listed commands to fill them (check.fail_on_gaps=true asked for "
+                "exit 1)",
+            )
 
 
 def fill_command(symbol: str, first: dt.date, last: dt.date, bar_spec: str) -> str:

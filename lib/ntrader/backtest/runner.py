@@ -1,0 +1,258 @@
+"""One backtest from a spec, start to finish: check and load the catalog data (fetching what is
+missing from IBKR when asked), build and run the engine, analyse every venue, write the reports.
+
+:func:`run_backtest` is what ``scripts/backtest.py`` calls and what a notebook calls::
+
+    result = run_backtest(BacktestSpec.of("AAPL", strategy, start="2024-05-01"), "data/catalog")
+    result.summary["pnl"], result.equity, result.fills
+
+Every number of :attr:`BacktestResult.summary` (what ``summary.json`` holds under ``result``)
+comes from the same engine as the reports and the equity curve.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from loguru import logger
+from nautilus_trader.model.identifiers import Venue
+
+from ntrader.backtest.data import LoadedData, MissingData, check_and_load
+from ntrader.backtest.engine import analyse, build_engine, run_engine
+from ntrader.backtest.performance import daily_equity, risk_metrics, with_starting_point
+from ntrader.backtest.reports import generate_reports, write_reports
+from ntrader.backtest.spec import BacktestSpec
+from ntrader.backtest.summary import combine_venues, summarize
+from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.inventory import iso
+from ntrader.errors import ConnectionFailure
+from ntrader.ibkr.client import IbkrSettings
+from ntrader.ibkr.fetcher import fetch_ranges
+
+
+@dataclass(frozen=True)
+class AutoFetch:
+    """Fill what the catalog lacks from IBKR before the run (``ibkr.auto_fetch=true``)."""
+
+    settings: IbkrSettings
+    use_rth: bool = True
+    chunk_sessions: int | None = None
+
+    @classmethod
+    def from_config(cls, ibkr: Any) -> AutoFetch | None:
+        """From the ``ibkr`` config group; ``None`` when ``auto_fetch`` is off."""
+        if not ibkr["auto_fetch"]:
+            return None
+        chunk = ibkr["chunk_sessions"]
+        return cls(IbkrSettings.from_config(ibkr), bool(ibkr["use_rth"]), chunk)
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest gives back: the summary (one venue: its numbers; several: totals, with
+    each venue's in :attr:`venues`), the daily mark-to-market equity of the first venue, the
+    Nautilus reports as DataFrames and the files written (none without an ``out_dir``)."""
+
+    spec: BacktestSpec
+    summary: dict[str, Any]
+    venues: dict[str, dict[str, Any]]
+    equity: pd.Series
+    reports: dict[str, pd.DataFrame]
+    ranges: dict[str, tuple[Any, Any]]
+    bars: int
+    fetched_bars: int | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        """One row per fill (``fills.csv``)."""
+        return self.reports["fills"]
+
+    @property
+    def positions(self) -> pd.DataFrame:
+        return self.reports["positions"]
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        return self.reports["orders"]
+
+    def counts(self) -> dict[str, Any]:
+        """The ``counts`` of ``summary.json``."""
+        out = {k: self.summary.get(k) for k in ("orders", "fills", "positions")}
+        out = {"bars": self.bars, **out}
+        if self.fetched_bars is not None:
+            out["fetched_bars"] = self.fetched_bars
+        return out
+
+    def as_summary(self) -> dict[str, Any]:
+        """The run's part of ``summary.json``."""
+        s = self.spec
+        return {
+            "instruments": [str(b.instrument_id) for b in s.bar_types],
+            "bar_types": [str(b) for b in s.bar_types],
+            "range": {k: [str(a), str(b)] for k, (a, b) in self.ranges.items()},
+            "strategy": {"path": s.strategy.path, "params": dict(s.strategy.params)},
+            "result": self.summary,
+            "venues": self.venues if len(self.venues) > 1 else None,
+            "files": self.files,
+        }
+
+    def render(self) -> str:
+        """The console lines of a finished backtest."""
+        r = self.summary
+
+        def f(x: Any, spec: str = ",.2f") -> str:
+            return "-" if x is None else format(x, spec)
+
+        win = f"{r['win_rate']:.2%}" if r.get("win_rate") is not None else "-"
+        return (
+            f"Backtest {self.spec.names}\n"
+            f"  bars {f(r.get('bars'), ',d')} · orders {f(r.get('orders'), ',d')} · fills "
+            f"{f(r.get('fills'), ',d')} · positions {f(r.get('positions'), ',d')}\n"
+            f"  PnL {f(r.get('pnl'))} ({f(r.get('return_pct'), '.2f')}%) · Sharpe "
+            f"{f(r.get('sharpe'), '.2f')} over {f(r.get('sessions'), ',.0f')} sessions · max "
+            f"drawdown {f(r.get('max_drawdown_pct'), '.2f')}% · win rate {win}"
+        )
+
+
+@contextmanager
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Record how long the block took as ``timings[name]`` (seconds), also when it fails."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.perf_counter() - t0, 4)
+
+
+def run_backtest(
+    spec: BacktestSpec,
+    catalog: Catalog | str | os.PathLike[str],
+    *,
+    out_dir: Path | None = None,
+    auto_fetch: AutoFetch | None = None,
+    tearsheet: bool = True,
+    equity_png: bool = True,
+    timings: dict[str, float] | None = None,
+) -> BacktestResult:
+    """Run ``spec`` on ``catalog`` (a :class:`Catalog` or its root).
+
+    ``out_dir``: where the reports (CSV, ``equity.png``, ``tearsheet.html``) go; ``None`` writes
+    no file. ``timings`` is filled step by step (also when a step fails), as ``summary.json``
+    shows it. Raises :class:`MissingData` (exit 1) when the catalog lacks data and
+    ``auto_fetch`` is off or could not fill it."""
+    cat = catalog if isinstance(catalog, Catalog) else Catalog(catalog)
+    t = timings if timings is not None else {}
+    fetched: int | None = None
+    with timed(t, "availability+load"):
+        try:
+            data = check_and_load(cat, spec)
+        except MissingData as missing:
+            if not (auto_fetch and missing.fetchable and missing.complete):
+                raise
+            fetched = _auto_fetch(cat, auto_fetch, missing, t)
+            data = check_and_load(cat, spec)
+    for bt, bars in data.bars.items():
+        logger.info(
+            f"Loaded {len(bars):,} bars of {bt} from catalog, first {iso(bars[0].ts_event)} "
+            f"last {iso(bars[-1].ts_event)} ({t['availability+load']:.2f} s)"
+        )
+    with timed(t, "build"):
+        engine, venues = build_engine(spec, data)
+    logger.info(f"running {spec.strategy.name} on {spec.names} …")
+    try:
+        with timed(t, "run"):
+            run_engine(engine)
+        logger.info(f"run: {engine.iteration:,} bars in {t['run']:.2f} s")
+        with timed(t, "analysis"):
+            per_venue, curves = _analyse(engine, venues, data, spec.fast_analysis)
+        first = venues[0]
+        equity = with_starting_point(
+            curves[first],
+            per_venue[str(first)]["starting_balance"],
+            min((int(ts[0]) for ts, _ in data.closes.values() if len(ts)), default=None),
+        )
+        with timed(t, "reports"):
+            frames = generate_reports(engine, first)
+            files = {}
+            if out_dir is not None:
+                files = write_reports(
+                    engine,
+                    first,
+                    out_dir,
+                    tearsheet=tearsheet,
+                    equity_png=equity_png,
+                    title=f"{spec.strategy.name} · {spec.names}",
+                    equity=equity,
+                    frames=frames,
+                )
+        if files:
+            logger.info(f"reports: {', '.join(sorted(files))} ({t['reports']:.2f} s)")
+    finally:
+        engine.dispose()
+    summary = per_venue[str(first)] if len(venues) == 1 else combine_venues(per_venue)
+    return BacktestResult(
+        spec,
+        summary,
+        per_venue,
+        equity,
+        frames,
+        dict(data.ranges),
+        data.bar_count,
+        fetched,
+        files,
+        t,
+    )
+
+
+def _analyse(
+    engine: Any, venues: list[Venue], data: LoadedData, fast: bool
+) -> tuple[dict[str, dict[str, Any]], dict[Venue, pd.Series]]:
+    """Per venue: the summary (statistics + account-based risk metrics) and the daily equity."""
+    per_venue: dict[str, dict[str, Any]] = {}
+    curves: dict[Venue, pd.Series] = {}
+    for venue in venues:
+        analyse(engine, venue, fast=fast, only_venue=len(venues) == 1)
+        summary = summarize(engine, venue)
+        closes = {k: v for k, v in data.closes.items() if k.endswith(f".{venue}")}
+        curves[venue] = daily_equity(engine, venue, closes, data.tz)
+        summary.update(risk_metrics(curves[venue], summary["starting_balance"]))
+        per_venue[str(venue)] = summary
+    return per_venue, curves
+
+
+def _auto_fetch(
+    catalog: Catalog, auto: AutoFetch, missing: MissingData, timings: dict[str, float]
+) -> int:
+    """Fill what the backtest lacks from IBKR, then carry on; returns the bars fetched."""
+    wanted = ", ".join(f"{bt.instrument_id} {a}..{b}" for bt, a, b in missing.fetchable[:5])
+    logger.info(f"the catalog lacks {wanted}: fetching from IBKR at {auto.settings.endpoint}")
+    with timed(timings, "auto_fetch"):
+        try:
+            reports = fetch_ranges(
+                catalog,
+                auto.settings,
+                missing.fetchable,
+                use_rth=auto.use_rth,
+                chunk_sessions=auto.chunk_sessions,
+            )
+        except ConnectionFailure as exc:
+            raise ConnectionFailure(
+                f"{exc.message}; the backtest needs data the catalog lacks:\n  "
+                + str(missing).replace("\n", "\n  "),
+                hint=f"{exc.hint}\n(ibkr.auto_fetch=false turns fetching off)",
+            ) from exc
+    n = sum(r.bars for r in reports)
+    logger.info(
+        f"Fetched {n:,} bars from IBKR in {timings['auto_fetch']:.1f} s — saved to the "
+        "catalog; later runs load them from disk"
+    )
+    return n
