@@ -23,8 +23,9 @@ import yaml  # type: ignore[import-untyped]
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ntrader import run_store, runs
+from ntrader import runs
 from ntrader.errors import SYSTEM_ERROR
+from ntrader.runs import store as run_store
 from ntrader.secrets import redact, scrub_files
 
 COLUMNS = (

@@ -1,10 +1,10 @@
-"""Run folders, logging and the task wrapper every script goes through.
+"""The task wrapper every script goes through: run folder, logging, ``summary.json`` (written on
+success AND on failure), exceptions mapped to exit codes in one place (``ntrader.errors``).
 
 Each run gets ``runs/<script>/<YYYY-MM-DD_HH-MM-SS>[_<tag>]/`` (Hydra's run dir) with ``.hydra/``,
-``<script>.log`` (every line carries the run id) and ``summary.json`` — written on success AND on
-failure. Exceptions map to exit codes in one place (``ntrader.errors``). With the runs root on
-object storage (``NTRADER_RUNS=s3://…``) the folder is staged locally and uploaded when the run
-ends, whatever its outcome (``ntrader.run_store``).
+``<script>.log`` and ``summary.json``. With the runs root on object storage
+(``NTRADER_RUNS=s3://…``) the folder is staged locally and uploaded when the run ends, whatever
+its outcome (``ntrader.runs.store``).
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ntrader import run_store
 from ntrader.errors import INPUT_ERROR, SYSTEM_ERROR, InputError, NtraderError, exit_code_for
+from ntrader.runs import store as run_store
+from ntrader.runs.folders import unique_run_dir
+from ntrader.runs.logs import setup_logging
 from ntrader.secrets import redact, scrub_files
 from ntrader.tabular import write_json_atomic
 
-_RUN_DIRS: dict[str, str] = {}
 _JOB_STARTED = False
 _MULTIRUN_EXIT_CODE = 0  # the worst job's exit code of the last multirun, set by its summary
 
@@ -38,63 +39,6 @@ def set_multirun_exit_code(code: int) -> None:
     """Called by a multirun's end-of-sweep callback: :func:`entry` exits with ``code``."""
     global _MULTIRUN_EXIT_CODE
     _MULTIRUN_EXIT_CODE = code
-
-
-def _unique_run_dir(base: str) -> str:
-    """``base`` if free, else ``base-2``, ``base-3`` … (two runs started in the same second).
-
-    A staged folder must be free in the store as well (runs from other machines land there).
-    """
-    if base in _RUN_DIRS:
-        return _RUN_DIRS[base]
-    candidate, n = base, 1
-    Path(base).parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        try:
-            os.mkdir(candidate)
-            if not _taken_in_store(candidate):
-                break
-            os.rmdir(candidate)
-        except FileExistsError:
-            pass
-        n += 1
-        candidate = f"{base}-{n}"
-    _RUN_DIRS[base] = candidate
-    return candidate
-
-
-def _taken_in_store(local: str) -> bool:
-    url = run_store.store_url(local)
-    if url is None:
-        return False
-    try:
-        return run_store.exists(url)
-    except Exception:  # no access: the upload at the end reports it with a hint
-        return False
-
-
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("unique_dir"):
-        OmegaConf.register_new_resolver("unique_dir", _unique_run_dir)
-    if not OmegaConf.has_resolver("runs_root"):  # cached: a sweep's jobs get the driver's value
-        OmegaConf.register_new_resolver("runs_root", run_store.local_root, use_cache=True)
-    if not OmegaConf.has_resolver("suffix"):
-        OmegaConf.register_new_resolver("suffix", lambda x: f"_{x}" if x else "")
-    if not OmegaConf.has_resolver("last_session"):
-        OmegaConf.register_new_resolver("last_session", _last_session, use_cache=True)
-
-
-def _last_session(calendar: str = "XNYS") -> str:
-    from ntrader.sessions import last_completed_session
-
-    return str(last_completed_session(calendar))
-
-
-register_resolvers()
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
 
 
 @dataclass
@@ -116,35 +60,6 @@ class RunContext:
             yield
         finally:
             self.timings[name] = round(time.perf_counter() - t0, 4)
-
-
-def _tagged(prefix: str) -> Callable[[Any], str]:
-    """A loguru format whose every line, continuation lines included, carries the run id."""
-
-    def fmt(record: Any) -> str:
-        rid = record["extra"].get("run_id", "-")
-        message = redact(record["message"])
-        record["extra"]["lines"] = message.replace("\n", f"\n    [{rid}] ")
-        return prefix + "{extra[lines]}\n{exception}"
-
-    return fmt
-
-
-def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") -> int:
-    """Console + ``<run_dir>/<script>.log``; returns the id of the file sink."""
-    logger.remove()
-    logger.configure(extra={"run_id": run_id})
-    tty = stderr_is_tty()
-    if tty:
-        console: Any = _tagged("<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> ")
-    else:  # cron / CI: concurrent runs share one log stream
-        console = _tagged("{time:YYYY-MM-DD HH:mm:ss} {level: <7} [{extra[run_id]}] ")
-    logger.add(sys.stderr, level=level.upper(), format=console, colorize=tty)
-    return logger.add(
-        run_dir / f"{script}.log",
-        level="DEBUG",
-        format=_tagged("{time:YYYY-MM-DD HH:mm:ss.SSS} {level: <7} [{extra[run_id]}] {name}: "),
-    )
 
 
 def run_task(
@@ -263,7 +178,7 @@ def _write_prejob_summary() -> None:
     """Hydra rejected the config before the job started: still leave a run folder + summary."""
     script = Path(sys.argv[0]).stem
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    run_dir = Path(_unique_run_dir(f"{run_store.local_root()}/{script}/{stamp}"))
+    run_dir = Path(unique_run_dir(f"{run_store.local_root()}/{script}/{stamp}"))
     now = datetime.now(UTC).isoformat()
     summary = {
         "script": script,
