@@ -2,6 +2,26 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
+# Public variables (see README "Make targets"): CATALOG ARGS FORMAT SYMBOL SYMBOLS BAR START END
+# MODE CSV DSN SET DATES STRATEGY RUN RUNS DAYS JOBS LAUNCHER RAY_ADDRESS SIM_PORT DEMO_*. RUNS
+# (every target) = root of the run folders, a directory or s3://bucket/prefix (env NTRADER_RUNS).
+# No recipe puts a value on its command line and make expands none of them. First (before any
+# $(shell …)), every variable set on the command line becomes a simple one holding its raw text:
+# exported as it was, make would expand it, running a `$(shell …)` inside. Each public one then
+# reaches the script byte for byte as NTRADER_MAKE_<VAR>; ntrader.runs.make_args turns them into
+# quoted Hydra overrides for the recipe's NTRADER_MAKE_TARGET (symbols, config groups, numbers
+# checked: exit 2) and splits ARGS with shlex. Usage checks read "$$NTRADER_MAKE_<VAR>" (a
+# variable expanded inside double quotes is not re-parsed by the shell).
+SIM_PORT ?= 7497
+DEMO_CATALOG ?= data/demo/catalog
+DEMO_START ?= 2024-05-01
+DEMO_END ?= 2024-05-31
+NTRADER_MAKE_VARS := CATALOG ARGS FORMAT SYMBOL SYMBOLS BAR START END MODE CSV DSN SET DATES \
+  STRATEGY RUN RUNS DAYS JOBS LAUNCHER RAY_ADDRESS SIM_PORT DEMO_CATALOG DEMO_START DEMO_END
+$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),\
+  $(eval override $(v) := $$(value $(v)))$(eval export $(v))))
+$(foreach v,$(NTRADER_MAKE_VARS),$(eval export NTRADER_MAKE_$(v) := $$(value $(v))))
+
 UV_VERSION := 0.13.9
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,14 +29,11 @@ PY := $(VENV)/bin/python
 UV := $(shell uv --version >/dev/null 2>&1 && echo uv || echo .tools/uv/bin/uv)
 STAMP := $(VENV)/.synced
 
-# Public variables (see README "Make targets"): CATALOG ARGS FORMAT SYMBOL SYMBOLS BAR START END
-# MODE CSV. Each becomes a Hydra override only when set. RUNS (every target) = root of the run
-# folders, a directory or s3://bucket/prefix (env NTRADER_RUNS for the script).
-quote = '$(1)="$(2)"'
-opt = $(if $(2),$(call quote,$(1),$(2)))
-COMMON = $(call opt,catalog.path,$(CATALOG)) $(call opt,bars.spec,$(BAR)) $(ARGS)
-# Run a script; GNU make exits 2 on ANY failed recipe, so name the script's own exit code.
-run = $(if $(RUNS),NTRADER_RUNS='$(RUNS)' )$(PY) scripts/$(1).py $(2) || { rc=$$?; echo "scripts/$(1).py exited with code $$rc (README: Exit codes)" >&2; exit $$rc; }
+# Run a script; ntrader.runs.make_args builds its arguments for this target ($@) from the
+# NTRADER_MAKE_* variables. GNU make exits 2 on ANY failed recipe, so name the script's own code.
+run = NTRADER_MAKE_TARGET=$@ $(PY) scripts/$(1).py || { rc=$$?; echo "scripts/$(1).py exited with code $$rc (README: Exit codes)" >&2; exit $$rc; }
+# Run a tool with the shlex-split ARGS appended (and, for sim, --port SIM_PORT before them).
+tool = NTRADER_MAKE_TARGET=$@ $(PY) -m ntrader.runs.make_args exec --
 
 .PHONY: help setup test test-all lint format bench import scan check fetch sim demo backtest sweep rerun migrate clean-runs
 
@@ -38,10 +55,10 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 setup: $(STAMP) ## Create .venv from uv.lock (bootstraps uv with pip if missing): make setup
 
 test: $(STAMP) ## Run the test suite (slow extras excluded): make test
-	$(PY) -m pytest -m "not slow" -n 2 $(ARGS)
+	$(tool) $(PY) -m pytest -m "not slow" -n 2
 
 test-all: $(STAMP) ## Run every test including the slow ones: make test-all
-	$(PY) -m pytest -n 2 $(ARGS)
+	$(tool) $(PY) -m pytest -n 2
 
 lint: $(STAMP) ## ruff (lint + format check), mypy and the import-linter layer contracts: make lint
 	$(VENV)/bin/ruff check lib scripts tests bench docs
@@ -54,30 +71,26 @@ format: $(STAMP) ## Apply ruff fixes and formatting: make format
 	$(VENV)/bin/ruff format lib scripts tests bench docs
 
 bench: $(STAMP) ## Benchmarks, side by side with the reference paths; prints ratios: make bench
-	$(PY) bench/run.py $(ARGS)
+	$(tool) $(PY) bench/run.py
 
 import: $(STAMP) ## Import a CSV: make import CSV=bars.csv SYMBOL=NVDA.NASDAQ [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]
-	@test -n "$(CSV)" || { echo "usage: make import CSV=path/to/bars.csv SYMBOL=NVDA [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]"; exit 2; }
-	@test -n "$(SYMBOL)" || { echo "usage: make import CSV=$(CSV) SYMBOL=NVDA [BAR=…] [MODE=…]  (SYMBOL is missing)"; exit 2; }
-	@$(call run,import_csv,$(call quote,csv.path,$(CSV)) $(call quote,symbol,$(SYMBOL)) $(call opt,mode,$(MODE)) $(COMMON))
+	@test -n "$$NTRADER_MAKE_CSV" || { echo "usage: make import CSV=path/to/bars.csv SYMBOL=NVDA [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]"; exit 2; }
+	@test -n "$$NTRADER_MAKE_SYMBOL" || { echo "usage: make import CSV=$$NTRADER_MAKE_CSV SYMBOL=NVDA [BAR=…] [MODE=…]  (SYMBOL is missing)"; exit 2; }
+	@$(call run,import_csv)
 
 scan: $(STAMP) ## List every bar type in the catalog: make scan [FORMAT=table|json|csv]
-	@$(call run,scan,$(call opt,format,$(FORMAT)) $(COMMON))
+	@$(call run,scan)
 
 check: $(STAMP) ## One instrument: availability, calendar gaps, health: make check SYMBOL=AAPL [START=2024-01-02 END=2024-03-28] [FORMAT=…]
-	@test -n "$(SYMBOL)" || { echo "usage: make check SYMBOL=AAPL [START=YYYY-MM-DD END=YYYY-MM-DD] [BAR=…] [FORMAT=table|json|csv]"; exit 2; }
-	@$(call run,scan,$(call quote,symbol,$(SYMBOL)) $(call opt,start,$(START)) $(call opt,end,$(END)) $(call opt,format,$(FORMAT)) $(COMMON))
+	@test -n "$$NTRADER_MAKE_SYMBOL" || { echo "usage: make check SYMBOL=AAPL [START=YYYY-MM-DD END=YYYY-MM-DD] [BAR=…] [FORMAT=table|json|csv]"; exit 2; }
+	@$(call run,scan)
 
 fetch: $(STAMP) ## Fetch bars from IBKR: make fetch SYMBOLS=AAPL,MSFT START=2024-01-02 END=2024-03-28 [BAR=1-MINUTE-LAST] | SET=mega_caps DATES=last_session
-	@$(call run,fetch,$(if $(or $(SYMBOLS),$(SYMBOL)),'symbols=[$(or $(SYMBOLS),$(SYMBOL))]') $(call opt,dates.start,$(START)) $(call opt,dates.end,$(END)) $(if $(DATES),dates=$(DATES)) $(if $(SET),instruments=$(SET)) $(COMMON))
+	@$(call run,fetch)
 
-SIM_PORT ?= 7497
 sim: $(STAMP) ## Run the bundled TWS simulator in the foreground (Ctrl-C stops it): make sim [SIM_PORT=7497] [ARGS="--fault pacing=true"]
-	$(PY) -m ntrader.ibkr.sim --port $(SIM_PORT) $(ARGS)
+	$(tool) $(PY) -m ntrader.ibkr.sim
 
-DEMO_CATALOG ?= data/demo/catalog
-DEMO_START ?= 2024-05-01
-DEMO_END ?= 2024-05-31
 demo: $(STAMP) ## No IB account needed: start the TWS simulator, fetch a month of AAPL 1-min bars, backtest them: make demo
 	@set -e; mkdir -p .demo; rm -f .demo/sim.log; \
 	$(PY) -m ntrader.ibkr.sim --host 127.0.0.1 --port 0 > .demo/sim.log 2>&1 & sim=$$!; \
@@ -85,37 +98,33 @@ demo: $(STAMP) ## No IB account needed: start the TWS simulator, fetch a month o
 	for i in $$(seq 200); do grep -q "listening on" .demo/sim.log 2>/dev/null && break; sleep 0.1; done; \
 	port=$$(grep -o 'listening on [0-9.]*:[0-9]*' .demo/sim.log | head -1 | cut -d: -f2); \
 	test -n "$$port" || { echo "demo: the simulator did not start:"; cat .demo/sim.log; exit 4; }; \
-	echo "== TWS simulator on 127.0.0.1:$$port (demo catalog: $(DEMO_CATALOG); your catalog is untouched)"; \
-	echo "== 1/2 fetch AAPL 1-minute bars $(DEMO_START) .. $(DEMO_END) through ib_async"; \
-	IBKR_HOST=127.0.0.1 IBKR_PORT=$$port $(PY) scripts/fetch.py 'symbols=[AAPL]' dates.start=$(DEMO_START) dates.end=$(DEMO_END) catalog.path=$(DEMO_CATALOG) tag=demo; \
+	echo "== TWS simulator on 127.0.0.1:$$port (demo catalog: $$NTRADER_MAKE_DEMO_CATALOG; your catalog is untouched)"; \
+	echo "== 1/2 fetch AAPL 1-minute bars $$NTRADER_MAKE_DEMO_START .. $$NTRADER_MAKE_DEMO_END through ib_async"; \
+	IBKR_HOST=127.0.0.1 IBKR_PORT=$$port NTRADER_MAKE_TARGET=demo-fetch $(PY) scripts/fetch.py; \
 	echo "== 2/2 backtest EMACrossLongOnly on them"; \
-	IBKR_HOST=127.0.0.1 IBKR_PORT=$$port $(PY) scripts/backtest.py symbol=AAPL dates.start=$(DEMO_START) dates.end=$(DEMO_END) catalog.path=$(DEMO_CATALOG) tag=demo; \
+	IBKR_HOST=127.0.0.1 IBKR_PORT=$$port NTRADER_MAKE_TARGET=demo-backtest $(PY) scripts/backtest.py; \
 	echo "== done: the run folder above holds summary.json, fills.csv, equity.png, tearsheet.html"
 
-BT_ARGS = $(call opt,dates.start,$(START)) $(call opt,dates.end,$(END)) $(if $(DATES),dates=$(DATES)) $(if $(STRATEGY),strategy=$(STRATEGY)) $(if $(SET),instruments=$(SET))
-
 backtest: $(STAMP) ## Backtest from the catalog: make backtest SYMBOL=AAPL [START=2024-01-02 END=2024-03-28 | DATES=2024q1] [STRATEGY=ema_cross_long_only] [SET=mega_caps]
-	@$(call run,backtest,$(call opt,symbol,$(SYMBOL)) $(BT_ARGS) $(COMMON))
+	@$(call run,backtest)
 
 # Sweep launchers: LAUNCHER=joblib (default when JOBS is set; JOBS parallel jobs), ray (a local
 # Ray instance with JOBS CPUs, default all; RAY_ADDRESS=host:6379 joins a cluster instead) or
 # submitit (SLURM, conf/hydra/launcher/submitit.yaml). No LAUNCHER and no JOBS: one job at a time.
-LAUNCHER_ARGS_joblib = hydra/launcher=joblib $(if $(JOBS),hydra.launcher.n_jobs=$(JOBS))
-LAUNCHER_ARGS_ray = hydra/launcher=ntrader_ray $(if $(RAY_ADDRESS),$(call opt,hydra.launcher.ray.init.address,$(RAY_ADDRESS)),$(if $(JOBS),hydra.launcher.ray.init.num_cpus=$(JOBS)))
-LAUNCHER_ARGS_submitit = hydra/launcher=submitit
-SWEEP_LAUNCHER = $(or $(LAUNCHER),$(if $(JOBS),joblib))
+# (ntrader.runs.make_args builds those launcher overrides.)
 
 sweep: $(STAMP) ## Hydra multirun over symbols x dates x params: make sweep SYMBOLS=AAPL,MSFT DATES=2024q1,2024q2 ARGS="strategy.params.fast_ema_period=5,10" [JOBS=2] [LAUNCHER=joblib|ray|submitit] [RAY_ADDRESS=host:6379] [RUNS=s3://bucket/runs]
-	@case "$(SWEEP_LAUNCHER)" in ""|joblib|ray|submitit) ;; *) echo "usage: make sweep … LAUNCHER=joblib|ray|submitit (not '$(LAUNCHER)')"; exit 2;; esac
-	@$(call run,backtest,-m $(if $(or $(SYMBOLS),$(SYMBOL)),symbol=$(or $(SYMBOLS),$(SYMBOL))) $(BT_ARGS) $(if $(SWEEP_LAUNCHER),$(LAUNCHER_ARGS_$(SWEEP_LAUNCHER))) $(COMMON))
+	@case "$$NTRADER_MAKE_LAUNCHER" in ""|joblib|ray|submitit) ;; *) echo "usage: make sweep … LAUNCHER=joblib|ray|submitit (not '$$NTRADER_MAKE_LAUNCHER')"; exit 2;; esac
+	@$(call run,backtest)
 
 rerun: $(STAMP) ## Re-run a backtest from its run folder's saved config: make rerun RUN=runs/backtest/2024-05-01_10-00-00
-	@test -n "$(RUN)" && test -f "$(RUN)/.hydra/config.yaml" || { echo "usage: make rerun RUN=runs/backtest/<stamp>  (a folder holding .hydra/config.yaml)"; exit 2; }
-	@$(call run,backtest,--config-dir "$(abspath $(RUN))/.hydra" --config-name config +hydra=default tag=rerun $(ARGS))
+	@test -n "$$NTRADER_MAKE_RUN" && test -f "$$NTRADER_MAKE_RUN/.hydra/config.yaml" || { echo "usage: make rerun RUN=runs/backtest/<stamp>  (a folder holding .hydra/config.yaml)"; exit 2; }
+	@$(call run,backtest)
 
 migrate: $(STAMP) ## Legacy PostgreSQL market_data -> catalog: make migrate DSN=postgresql://user:pass@host/db [SYMBOLS=AAPL,MSFT] [BAR=1-MINUTE-LAST] [MODE=skip]
-	@test -n "$(DSN)$$DATABASE_URL" || { echo "usage: make migrate DSN=postgresql://user:pass@host:5432/db [SYMBOLS=AAPL,MSFT]  (or export DATABASE_URL)"; exit 2; }
-	@DATABASE_URL="$(or $(DSN),$$DATABASE_URL)" $(call run,migrate,$(if $(or $(SYMBOLS),$(SYMBOL)),'symbols=[$(or $(SYMBOLS),$(SYMBOL))]') $(call opt,mode,$(MODE)) $(COMMON))
+	@test -n "$$NTRADER_MAKE_DSN$$DATABASE_URL" || { echo "usage: make migrate DSN=postgresql://user:pass@host:5432/db [SYMBOLS=AAPL,MSFT]  (or export DATABASE_URL)"; exit 2; }
+	@$(call run,migrate)
 
 clean-runs: ## Delete run folders older than DAYS (default 30): make clean-runs DAYS=7
-	@find runs -mindepth 2 -maxdepth 2 -type d -mtime +$(or $(DAYS),30) -print -exec rm -rf {} + 2>/dev/null || true
+	@days="$${NTRADER_MAKE_DAYS:-30}"; case "$$days" in ""|*[!0-9]*) echo "usage: make clean-runs DAYS=7  (a whole number of days, not '$$days')"; exit 2;; esac; \
+	find runs -mindepth 2 -maxdepth 2 -type d -mtime +"$$days" -print -exec rm -rf {} + 2>/dev/null || true

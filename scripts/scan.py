@@ -22,18 +22,29 @@ from ntrader.tabular import check_format
 def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     fmt = check_format(str(cfg.format))
     catalog = Catalog.from_config(cfg.catalog)
-    if not cfg.symbol:
+    inst = cfg.instruments
+    bar_type = None
+    if cfg.symbol:
+        iid = resolve_instrument_id(cfg.symbol, inst.default_venue, inst.venues)
+        bar_type = bar_type_for(iid, cfg.bars.spec)
+    if cfg.repair:
+        with ctx.step("repair"):
+            moved = catalog.quarantine_corrupt([str(bar_type)] if bar_type else None)
+        ctx.counts.update(quarantined=len(moved))
+        lines = [f"moved {m.path} to {m.moved_to}: {m.reason}" for m in moved]
+        print("\n".join(lines) or f"no corrupt file in {catalog.url}")
+        return {"catalog": catalog.url, "quarantined": [m.as_dict() for m in moved]}
+    if bar_type is None:
         with ctx.step("scan"):
             rows = [record(a) for a in list_catalog(catalog)]
         ctx.counts.update(bar_types=len(rows), rows=sum(r["rows"] for r in rows))
         print(render_listing(rows, fmt, catalog.url))
         return {"catalog": catalog.url, "bar_types": rows}
-    inst, check, health = cfg.instruments, cfg.check, cfg.health
-    instrument_id = resolve_instrument_id(cfg.symbol, inst.default_venue, inst.venues)
+    check, health = cfg.check, cfg.health
     with ctx.step("check"):
         report = check_bar_type(
             catalog,
-            bar_type_for(instrument_id, cfg.bars.spec),
+            bar_type,
             start=parse_day(cfg.start, "START"),
             end=parse_day(cfg.end, "END"),
             calendar=check.calendar,

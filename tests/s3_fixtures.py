@@ -60,6 +60,24 @@ class S3Server:
             use_listings_cache=False,  # tests look again after every change
         )
 
+    def nautilus_options(self) -> dict[str, Any]:
+        """Keyword arguments for a plain ``ParquetDataCatalog`` on this server."""
+        return {
+            "fs_protocol": "s3",
+            "fs_storage_options": {
+                "key": ACCESS_KEY,
+                "secret": SECRET_KEY,
+                "client_kwargs": {"endpoint_url": self.endpoint},
+            },
+            "fs_rust_storage_options": {
+                "endpoint_url": self.endpoint,
+                "allow_http": "true",
+                "access_key_id": ACCESS_KEY,
+                "secret_access_key": SECRET_KEY,
+                "region": "us-east-1",
+            },
+        }
+
     def fresh_bucket(self) -> str:
         import boto3
 

@@ -225,7 +225,9 @@ def test_lease_lock_excludes_expires_and_detects_loss(s3, bucket, monkeypatch):
     assert not fs.exists(str(key))
 
 
-def test_writer_killed_mid_commit_is_completed_by_the_next_process(s3, bucket, tmp_path):
+def test_writer_killed_mid_commit_is_read_through_and_completed_by_the_next_writer(
+    s3, bucket, tmp_path
+):
     url = f"s3://{bucket}/catalog"
     iid = resolve_instrument_id("AAPL")
     c = Catalog(url)
@@ -242,45 +244,37 @@ def test_writer_killed_mid_commit_is_completed_by_the_next_process(s3, bucket, t
     assert json.loads(s3.fs().cat_file(lease))["owner"].startswith("pid ")  # the dead one's
     fs = s3.fs()
     assert fs.exists(f"{bucket}/catalog/.ntrader/journal.json")
-    # A new reader finds the journal, waits out the dead writer's lease (2 s ttl + 2 s skew),
-    # takes the lock and rolls the commit forward.
+    # A reader reads through the journal (the commit as it will be): no lock, no write.
+    held = fs.cat_file(lease)
     got = Catalog(url).read(BT).ts_event
     assert got.tolist() == [T0 + m * MINUTE for m in range(0, 40)]
+    assert Catalog(url).availability(BT).rows == 40 and len(Catalog(url).read_bars(BT)) == 40
+    assert fs.cat_file(lease) == held  # the dead writer's lease untouched: nobody took it
+    assert fs.exists(f"{bucket}/catalog/.ntrader/journal.json")
+    # The next writer waits out the dead writer's lease (2 s ttl + 2 s skew) and rolls it forward.
+    Catalog(url).write_bars(BT, frame(range(40, 45)))
     assert not fs.exists(f"{bucket}/catalog/.ntrader/journal.json")
     assert fs.find(f"{bucket}/catalog/.ntrader/tmp") == []
-    assert len(ParquetDataCatalog(f"{bucket}/catalog", **_nautilus_opts(s3)).bars([BT])) == 40
+    assert len(ParquetDataCatalog(f"{bucket}/catalog", **s3.nautilus_options()).bars([BT])) == 45
 
 
-def _nautilus_opts(s3) -> dict:
-    return {
-        "fs_protocol": "s3",
-        "fs_storage_options": {
-            "key": ACCESS_KEY,
-            "secret": SECRET_KEY,
-            "client_kwargs": {"endpoint_url": s3.endpoint},
-        },
-        "fs_rust_storage_options": {
-            "endpoint_url": s3.endpoint,
-            "allow_http": "true",
-            "access_key_id": ACCESS_KEY,
-            "secret_access_key": SECRET_KEY,
-            "region": "us-east-1",
-        },
-    }
-
-
-def test_an_unreadable_object_is_quarantined(s3, bucket):
+def test_a_corrupt_object_is_reported_left_in_place_and_moved_by_repair(s3, bucket):
     url = f"s3://{bucket}/catalog"
     c = Catalog(url)
     c.write_bars(BT, frame(range(0, 10)), instrument=make_equity(resolve_instrument_id("AAPL"), 2))
     c.write_bars(BT, frame(range(100, 110)))
     bad = c.files(BT)[1].path
     s3.fs().pipe_file(str(bad), b"not parquet at all")
-    with pytest.raises(CatalogCorruption, match="moved to"):
-        c.availability(BT)
+    for read in (c.availability, c.read, c.read_bars):
+        with pytest.raises(CatalogCorruption, match="left in place"):
+            read(BT)
+    assert s3.fs().cat_file(str(bad)) == b"not parquet at all"
+    assert not s3.fs().exists(f"{bucket}/catalog/.corrupt")
+    moved = c.quarantine_corrupt()
+    assert [m.path for m in moved] == [str(bad)]
     assert [f.path for f in c.files(BT)] == [c.files(BT)[0].path] and len(c.read(BT)) == 10
-    moved = s3.fs().find(f"{bucket}/catalog/.corrupt")
-    assert [m.rsplit("/", 1)[-1] for m in moved] == [bad.name]
+    found = s3.fs().find(f"{bucket}/catalog/.corrupt")
+    assert [m.rsplit("/", 1)[-1] for m in found] == [bad.name]
 
 
 def test_bad_locations_are_clear_errors(run_script, s3):

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import datetime as dt
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +20,8 @@ from ntrader.catalog.barframe import BarFrame
 from ntrader.catalog.catalog import Catalog
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
 from ntrader.sessions import expected_bar_closes, sessions_between
+
+from .conftest import REPO, tree_snapshot
 
 MINUTE = 60_000_000_000
 
@@ -168,15 +175,119 @@ def test_empty_catalog_and_bad_format(catalog, run_script):
     assert bad.code == 2 and "unknown format 'xml'" in bad.stderr
 
 
-def test_corrupt_file_exits_4_and_is_quarantined(filled, run_script):
+def test_corrupt_file_exits_4_and_is_left_in_place_until_repaired(filled, run_script):
     f = filled.files("MSFT.NASDAQ-1-MINUTE-LAST-EXTERNAL")[0].path
     f.write_bytes(b"garbage")
-    r = run_script("scan", f"catalog.path={filled.root}")
-    assert r.code == 4
-    assert "moved to" in r.stderr and ".corrupt" in r.stderr
-    assert (filled.root / ".corrupt").exists() and not f.exists()
+    before = tree_snapshot(filled.root)
+    for args in ((), ("symbol=MSFT",)):
+        r = run_script("scan", f"catalog.path={filled.root}", *args)
+        assert r.code == 4, r.stderr
+        assert (
+            f"corrupt Parquet file data/bar/MSFT.NASDAQ-1-MINUTE-LAST-EXTERNAL/{f.name}" in r.stderr
+        )
+        assert "left in place" in r.stderr and "make scan ARGS=repair=true" in r.stderr
+    assert tree_snapshot(filled.root) == before and not (filled.root / ".corrupt").exists()
+    moved = Catalog(filled.root).quarantine_corrupt()  # what `make scan ARGS=repair=true` runs
+    assert [m.path for m in moved] == [str(f)] and Path(moved[0].moved_to).exists()
     again = run_script("scan", f"catalog.path={filled.root}", "format=json")
     assert again.code == 0
     assert [x["bar_type"] for x in json.loads(again.stdout) if x["rows"]] == [
         "AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL"
     ]
+
+
+# ------------------------------------------------------------------ another user's files
+OTHER_UID = 1000
+
+
+def _as_another_user() -> None:
+    """In the child: a root that obeys permission bits (no CAP_DAC_OVERRIDE/_READ_SEARCH)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone after exec
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_unprivileged(tmp_path: Path, *cmd: str) -> subprocess.CompletedProcess:
+    """``cmd`` (a script and its overrides, or ``-c code``) as a user that only has the
+    permissions the files give: tests run as root, so root drops its override capabilities."""
+    env = {**os.environ, "NTRADER_RUNS": str(tmp_path / "runs")}
+    env.pop("NAUTILUS_PATH", None)
+    pre = _as_another_user if os.geteuid() == 0 else None
+    return subprocess.run(
+        [sys.executable, *cmd],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=pre,
+        timeout=300,
+    )
+
+
+def _owned_by_another_user(path: Path, mode: int) -> None:
+    if os.geteuid() == 0:
+        os.chown(path, OTHER_UID, OTHER_UID)
+    os.chmod(path, mode)
+
+
+def test_another_users_unreadable_file_is_reported_and_never_moved(filled, tmp_path):
+    f = filled.files("MSFT.NASDAQ-1-MINUTE-LAST-EXTERNAL")[0].path
+    _owned_by_another_user(f, 0o600)
+    before = tree_snapshot(filled.root)
+    scan = str(REPO / "scripts" / "scan.py")
+    load = (
+        "import sys\nfrom ntrader.catalog import Catalog\n"
+        "from ntrader.errors import exit_code_for\n"
+        "try:\n"
+        f"    Catalog({str(filled.root)!r}).read_bars('MSFT.NASDAQ-1-MINUTE-LAST-EXTERNAL')\n"
+        "except Exception as e:\n"
+        "    print(f'{e} | {e.hint}', file=sys.stderr); sys.exit(exit_code_for(e))"
+    )
+    for cmd in (
+        (scan, f"catalog.path={filled.root}"),
+        (scan, f"catalog.path={filled.root}", "symbol=MSFT"),
+        ("-c", load),
+    ):
+        r = run_unprivileged(tmp_path, *cmd)
+        assert r.returncode == 4, r.stderr[-2000:]
+        assert f"cannot read catalog file {f}" in r.stderr and "Permission denied" in r.stderr
+        assert "not readable by this user: check its owner/permissions" in r.stderr
+        assert "moved" not in r.stderr
+    assert tree_snapshot(filled.root) == before and not (filled.root / ".corrupt").exists()
+
+
+def test_a_read_only_catalog_reads_and_refuses_writes_clearly(filled, tmp_path):
+    from .test_import_csv import minute_csv
+
+    for p in [filled.root, *filled.root.rglob("*")]:
+        _owned_by_another_user(p, 0o755 if p.is_dir() else 0o644)
+    before = tree_snapshot(filled.root)
+    scan = run_unprivileged(
+        tmp_path, str(REPO / "scripts" / "scan.py"), f"catalog.path={filled.root}", "format=json"
+    )
+    assert scan.returncode == 0, scan.stderr[-2000:]
+    assert {x["bar_type"] for x in json.loads(scan.stdout)} >= {
+        "AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL"
+    }
+    minute_csv(tmp_path / "x.csv", "2024-06-20 09:30")
+    imp = run_unprivileged(
+        tmp_path,
+        str(REPO / "scripts" / "import_csv.py"),
+        f"csv.path={tmp_path / 'x.csv'}",
+        "symbol=AAPL",
+        f"catalog.path={filled.root}",
+    )
+    assert imp.returncode == 4, imp.stderr[-2000:]
+    assert f"catalog {filled.root} is not writable by this user (Permission denied" in imp.stderr
+    assert "ask the catalog's owner for write permission" in imp.stderr
+    assert tree_snapshot(filled.root) == before
+
+
+def test_a_catalog_path_that_is_a_file_is_an_input_error(tmp_path, run_script):
+    f = tmp_path / "catalog.txt"
+    f.write_text("not a catalog")
+    for script, args in (("scan", ()), ("import_csv", (f"csv.path={f}", "symbol=AAPL"))):
+        r = run_script(script, f"catalog.path={f}", *args)
+        assert r.code == 2, r.stderr
+        assert f"CATALOG={f} is a file, not a directory" in r.stderr

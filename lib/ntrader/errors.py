@@ -80,7 +80,8 @@ class SystemFailure(NtraderError):
 
 
 class CatalogCorruption(SystemFailure):
-    """An unreadable catalog file; it has been moved to ``<catalog>/.corrupt/``."""
+    """A catalog file proven corrupt (fully present, fails to decode twice); readers leave it in
+    place, a writer's repair moves it to ``<catalog>/.corrupt/``."""
 
 
 class CatalogBusy(SystemFailure):

@@ -7,7 +7,6 @@ venue map (``conf/instruments``), else the default venue. ``BAR`` is a Nautilus 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,8 +19,8 @@ from nautilus_trader.model.instruments import Equity
 from nautilus_trader.model.objects import Price, Quantity
 
 from ntrader.errors import InputError
+from ntrader.symbols import check_bar_spec, check_bar_type_name, check_venue, split_instrument_id
 
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ./^_-]*$")
 _AGGREGATION_NS = {
     BarAggregation.SECOND: 1_000_000_000,
     BarAggregation.MINUTE: 60_000_000_000,
@@ -33,27 +32,18 @@ BAR_SPEC_EXAMPLES = "1-MINUTE-LAST, 5-MINUTE-LAST, 1-HOUR-LAST, 1-DAY-LAST, 1-SE
 def resolve_instrument_id(
     symbol: str, default_venue: str = "NASDAQ", venues: Mapping[str, str] | None = None
 ) -> InstrumentId:
-    """``AAPL`` / ``AAPL.NASDAQ`` -> InstrumentId. Bare symbols look up ``venues`` first."""
-    text = str(symbol).strip()
-    if not text or not _SYMBOL_RE.match(text):
-        raise InputError(
-            f"invalid symbol {symbol!r}",
-            hint="use a ticker such as AAPL, or SYMBOL.VENUE such as AAPL.NASDAQ",
-        )
-    if "." in text:
-        sym, _, venue = text.rpartition(".")
-        if sym and len(venue) >= 2 and venue.isalpha() and venue.isupper():
-            return InstrumentId(Symbol(sym.upper()), Venue(venue))
-    ticker = text.upper()
-    venue = (venues or {}).get(ticker) or default_venue
-    return InstrumentId(Symbol(ticker), Venue(str(venue).upper()))
+    """``AAPL`` / ``AAPL.NASDAQ`` -> InstrumentId. Bare symbols look up ``venues`` first.
+
+    Symbol and venue are validated by :mod:`ntrader.symbols` (InputError naming the value)."""
+    ticker, venue = split_instrument_id(symbol)
+    if venue is None:
+        venue = check_venue((venues or {}).get(ticker) or default_venue)
+    return InstrumentId(Symbol(ticker), Venue(venue))
 
 
 def bar_type_for(instrument_id: InstrumentId | str, bar_spec: str) -> BarType:
     """``AAPL.NASDAQ`` + ``1-MINUTE-LAST`` -> ``AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL``."""
-    spec = str(bar_spec).strip().upper()
-    if spec.endswith("-EXTERNAL") or spec.endswith("-INTERNAL"):
-        spec = spec.rsplit("-", 1)[0]
+    spec = check_bar_spec(bar_spec)
     try:
         bar_type = BarType.from_str(f"{instrument_id}-{spec}-EXTERNAL")
     except Exception as exc:  # nautilus raises ValueError/KeyError variants
@@ -61,6 +51,7 @@ def bar_type_for(instrument_id: InstrumentId | str, bar_spec: str) -> BarType:
             f"invalid bar spec {bar_spec!r} ({exc})",
             hint=f"use a Nautilus bar spec such as {BAR_SPEC_EXAMPLES} (not 1-MIN)",
         ) from exc
+    check_bar_type_name(bar_type)  # what the catalog will use as a directory name
     bar_step(bar_type)  # reject aggregations we cannot place on a calendar
     return bar_type
 

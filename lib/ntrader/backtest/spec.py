@@ -93,6 +93,12 @@ class BacktestSpec:
     log_dir: Path | None = None
     fast_analysis: bool = True
 
+    def __post_init__(self) -> None:
+        if not self.bar_types:
+            raise InputError("no instrument to backtest", hint="pass SYMBOL=AAPL or SET=mega_caps")
+        if self.start and self.end and self.start > self.end:
+            raise InputError(f"START {self.start} is after END {self.end}", hint="swap them")
+
     @property
     def names(self) -> str:
         """The bar types, comma separated (for titles and log lines)."""

@@ -2,9 +2,14 @@
 
 A catalog root is a local directory or an ``s3://`` prefix. One writer at a time (a lock file or a
 lease object), every commit atomic, a bar type's files never overlapping, and whatever is written
-here readable by a plain ``ParquetDataCatalog(root).bars()``.
+here readable by a plain ``ParquetDataCatalog(root).bars()``. A file name is never reused for new
+content and the files a commit removes stay readable for ``retain_s`` seconds (the retained
+history), so each read sees exactly one commit; readers take no lock and change nothing — a
+corrupt file is reported and left in place until a writer's repair quarantines it. Every path a
+writer touches is checked to stay inside the catalog.
 
-May import: the core modules (``ntrader.errors``, ``ntrader.instruments``, ``ntrader.sessions`` …).
+May import: the core modules (``ntrader.errors``, ``ntrader.instruments``, ``ntrader.sessions``,
+``ntrader.symbols`` …).
 """
 
 import lazy_loader as _lazy

@@ -6,8 +6,10 @@ from .catalog import WriteResult as WriteResult
 from .conflict import MODES as MODES
 from .conflict import MergeOutcome as MergeOutcome
 from .conflict import merge_frames as merge_frames
+from .corruption import Quarantined as Quarantined
 from .frames import availability_frame as availability_frame
 from .frames import bars_frame as bars_frame
+from .history import DEFAULT_RETAIN_S as DEFAULT_RETAIN_S
 from .inventory import Availability as Availability
 from .inventory import iso as iso
 from .inventory import list_catalog as list_catalog

@@ -1,8 +1,12 @@
-"""The ntrader catalog: one NautilusTrader ``ParquetDataCatalog``, written safely.
+"""The ntrader catalog: one NautilusTrader ``ParquetDataCatalog``, written safely, read whole.
 
 It lives on local disk or under an S3 prefix (``store``). Guarantees: one writer at a time
 (a lock file, or a lease object on S3), every write atomic (``commit``), data files of a bar
-type never overlap, and a plain ``ParquetDataCatalog(root).bars()`` reads everything written here.
+type never overlap, a file name never reused for different content, files a commit removes kept
+readable for ``retain_s`` seconds (``history``), so every read sees exactly one commit
+(``snapshot``); readers take no lock and never change the catalog (a corrupt file is reported and
+left in place; ``quarantine_corrupt`` moves it). A plain ``ParquetDataCatalog(root).bars()`` reads
+everything written here.
 """
 
 from __future__ import annotations
@@ -10,18 +14,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
-from nautilus_trader.core.nautilus_pyo3 import drop_cvec_pycapsule
-from nautilus_trader.model.data import Bar, BarType, capsule_to_list
+from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
@@ -31,18 +34,22 @@ from ntrader.catalog.barframe import BarFrame, at_price_precision
 from ntrader.catalog.codec import frame_to_table, table_to_frame
 from ntrader.catalog.commit import Committer
 from ntrader.catalog.conflict import MODES, merge_frames
-from ntrader.catalog.files import (
-    DataFile,
-    interval_file_name,
-    list_data_files,
+from ntrader.catalog.corruption import (
+    Quarantined,
+    corrupt_files,
+    diagnose,
     quarantine,
-    ts_event_bounds,
+    quarantined_error,
 )
+from ntrader.catalog.files import DataFile, interval_file_name, ts_event_bounds
+from ntrader.catalog.guard import is_not_writable, not_writable
+from ntrader.catalog.history import DEFAULT_RETAIN_S, History, fresh_name
 from ntrader.catalog.inventory import Availability, summarize_files
+from ntrader.catalog.snapshot import Snapshots
 from ntrader.catalog.store import open_store
-from ntrader.errors import CatalogBusy, InputError, SystemFailure
+from ntrader.errors import CatalogBusy, CatalogCorruption, InputError, SystemFailure
+from ntrader.symbols import check_bar_type_name
 
-T = TypeVar("T")
 Day = str | dt.date | None  # a session date as START/END take it
 
 
@@ -65,23 +72,36 @@ class WriteResult:
 
 
 class Catalog:
-    """A catalog root (directory or ``s3://`` prefix). Reading needs no lock; every mutation
-    happens under the lock."""
+    """A catalog root (directory or ``s3://`` prefix). Reading needs no lock and writes nothing;
+    every mutation happens under the lock."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 600.0):
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float = 600.0,
+        retain_s: float = DEFAULT_RETAIN_S,
+    ):
         self.store = open_store(root)
         self.root: PurePath = self.store.root
         self.url = self.store.url  # for people: the directory, or s3://bucket/prefix
         self.lock_timeout = lock_timeout
         self._meta = self.root / ".ntrader"
         self._lock = self.store.lock("write")
-        self._committer = Committer(self.store, self._meta)
+        self.history = History(self.store, self._meta, retain_s)
+        self._committer = Committer(self.store, self._meta, self.history)
+        self._snap = Snapshots(self.store, self._committer, self.history, self.bar_root)
         self._instruments: dict[str, Instrument] = {}  # written once, never changed: cacheable
 
     @classmethod
     def from_config(cls, catalog: Mapping[str, Any]) -> Catalog:
-        """From the ``catalog`` config group: ``path`` (null = the default) and ``lock_timeout``."""
-        return cls(catalog["path"], lock_timeout=float(catalog["lock_timeout"]))
+        """From the ``catalog`` config group: ``path`` (null = the default), ``lock_timeout`` and
+        ``retain_s``."""
+        return cls(
+            catalog["path"],
+            lock_timeout=float(catalog["lock_timeout"]),
+            retain_s=float(catalog.get("retain_s", DEFAULT_RETAIN_S)),
+        )
 
     def __str__(self) -> str:
         return self.url
@@ -111,12 +131,13 @@ class Catalog:
         return self.root / "data" / "bar"
 
     def bar_dir(self, bar_type: BarType | str) -> PurePath:
-        return self.bar_root / str(bar_type)
+        """The bar type's directory; the name must be a valid bar type (``InputError``)."""
+        return self.bar_root / check_bar_type_name(str(bar_type))
 
     def nautilus(self) -> ParquetDataCatalog:
         return self.store.nautilus()
 
-    # ---------------------------------------------------------------- lock + journal
+    # ---------------------------------------------------------------- lock
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the catalog's single-writer lock (waits up to ``lock_timeout`` seconds)."""
@@ -131,91 +152,42 @@ class Catalog:
                     f"{exc} for {self.lock_timeout:.0f} s",
                     hint="wait for the other import/fetch to finish, or raise catalog.lock_timeout",
                 ) from exc
+        except OSError as exc:
+            if is_not_writable(exc):
+                raise not_writable(self.url, exc) from exc
+            raise
         try:
             self._committer.recover()
+            self.history.prune()
             yield
+        except OSError as exc:
+            if is_not_writable(exc):
+                raise not_writable(self.url, exc) from exc
+            raise
         finally:
             self._lock.release()
 
-    def _consistent(self, read: Callable[[], T]) -> T:
-        """``read()`` with no commit landing in the middle of it.
-
-        Local disk: commits swap a whole directory atomically, so one settle suffices. S3: a
-        commit removes and copies objects one by one, so compare the commit stamp (written after
-        a commit is applied, before its journal goes) around the read and read again if a commit
-        ran meanwhile."""
-        self._settle()
-        if self.store.local:
-            return read()
-        for _ in range(5):
-            before = self._committer.stamp()
-            out = read()
-            if not self._committer.has_journal() and self._committer.stamp() == before:
-                return out
-            self._settle()
-        raise CatalogBusy(
-            f"catalog {self.url} kept changing while being read (5 tries)",
-            hint="writers are committing continuously; rerun when the import/fetch is done",
-        )
-
-    def _settle(self) -> None:
-        """Before reading: if a killed writer left a journal, finish its write first.
-
-        A journal under a live writer's lock is that writer's commit in progress: waiting for the
-        lock lets it finish (it rolls its own journal forward) — never a mix of files."""
-        if self._committer.has_journal():
-            with self.locked():
-                pass  # locked() rolls the journal forward
-
-    # ---------------------------------------------------------------- reading
+    # ---------------------------------------------------------------- reading (no lock, no writes)
     def bar_types(self) -> list[str]:
-        self._settle()
         return sorted(self.store.list_dirs(self.bar_root))
 
     def files(self, bar_type: BarType | str) -> list[DataFile]:
-        d = self.bar_dir(bar_type)
-        return list_data_files(d, self.store.list_sized(d))
-
-    def _read_file(self, f: DataFile) -> pa.Table:
-        try:
-            return self.store.read_table(f.path)
-        except (pa.ArrowException, OSError) as exc:
-            if isinstance(exc, FileNotFoundError) or not self.store.exists(f.path):
-                raise FileNotFoundError(str(f.path)) from exc
-            raise self._quarantine(f.path, exc) from exc
-
-    def _quarantine(self, path: PurePath, exc: BaseException) -> Exception:
-        self._lock.acquire(timeout=self.lock_timeout)
-        try:
-            return quarantine(self.store, path, exc)
-        finally:
-            self._lock.release()
+        """The bar type's data files as of one commit."""
+        return self._snap.files(PurePath(self.bar_dir(bar_type)).name)
 
     def read(
         self, bar_type: BarType | str, start_ns: int | None = None, end_ns: int | None = None
     ) -> BarFrame:
         """Bars with ``start_ns <= ts_event <= end_ns`` (both optional), ascending."""
-        return self._consistent(lambda: self._read_retrying(bar_type, start_ns, end_ns))
+        bt = PurePath(self.bar_dir(bar_type)).name
+        return self._snap.read(lambda: self._read_once(bt, start_ns, end_ns))
 
-    def _read_retrying(
-        self, bar_type: BarType | str, start_ns: int | None, end_ns: int | None
-    ) -> BarFrame:
-        for attempt in range(3):
-            try:
-                return self._read_once(bar_type, start_ns, end_ns)
-            except FileNotFoundError:  # a writer swapped the files between listing and reading
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _read_once(
-        self, bar_type: BarType | str, start_ns: int | None, end_ns: int | None
-    ) -> BarFrame:
+    def _read_once(self, bt: str, start_ns: int | None, end_ns: int | None) -> BarFrame:
         parts: list[BarFrame] = []
-        for f in self.files(bar_type):
+        for f in self._snap.files(bt):
             if not f.overlaps(start_ns, end_ns):
                 continue
-            frame = table_to_frame(self._read_file(f))
+            frame = table_to_frame(self._snap.table(f))
             if start_ns is not None or end_ns is not None:
                 lo = 0 if start_ns is None else np.searchsorted(frame.ts_event, start_ns, "left")
                 hi = (
@@ -227,76 +199,70 @@ class Catalog:
             parts.append(frame)
         return BarFrame.concat(parts) if parts else BarFrame.empty()
 
+    def read_ts_event(
+        self, bar_type: BarType | str, start_ns: int | None = None, end_ns: int | None = None
+    ) -> np.ndarray:
+        """``ts_event`` of the bars in ``[start_ns, end_ns]``, from that column alone (bounded
+        memory), as of one commit like :meth:`read`."""
+        bt = PurePath(self.bar_dir(bar_type)).name
+        lo, hi = (
+            start_ns if start_ns is not None else -(2**63),
+            end_ns if end_ns is not None else 2**63 - 1,
+        )
+
+        def once() -> np.ndarray:
+            files = [f for f in self._snap.files(bt) if f.overlaps(start_ns, end_ns)]
+            cols = [self._snap.table(f, ["ts_event"]).column(0).to_numpy() for f in files]
+            ts = np.concatenate(cols).astype(np.int64) if cols else np.empty(0, np.int64)
+            return ts[(ts >= lo) & (ts <= hi)]
+
+        return self._snap.read(once)
+
     def read_bars(
         self, bar_type: BarType | str, start_ns: int | None = None, end_ns: int | None = None
     ) -> list[Bar]:
         """Nautilus ``Bar`` objects for ``[start_ns, end_ns]`` (inclusive, both optional).
 
-        Decoded by Nautilus' own Rust reader over the files we select (3x faster than building
-        Bars from numpy arrays in Python; measured in ``make bench``).
+        Decoded by Nautilus' own Rust reader (3x faster than building Bars from numpy arrays in
+        Python; measured in ``make bench``) over the files of one commit, pinned so that none can
+        vanish or change under it (``snapshot``).
         """
-        return self._consistent(lambda: self._read_bars_once(str(bar_type), start_ns, end_ns))
+        bt = PurePath(self.bar_dir(bar_type)).name
+        return self._snap.read(lambda: self._read_bars_once(bt, start_ns, end_ns))
 
     def _read_bars_once(self, bt: str, start_ns: int | None, end_ns: int | None) -> list[Bar]:
-        files = [str(f.path) for f in self.files(bt) if f.overlaps(start_ns, end_ns)]
+        files = [f for f in self._snap.files(bt) if f.overlaps(start_ns, end_ns)]
         if not files:
             return []
-        # The Rust session must be dropped on this thread (it is "unsendable"): never leave it
-        # to the garbage collector, which may run on s3fs' I/O thread.
-        session: Any = None
-        result: Any = None
-        try:
-            session = self.nautilus().backend_session(
-                data_cls=Bar, identifiers=[bt], start=start_ns, end=end_ns, files=files
-            )
-            result = session.to_query_result()
-            bars: list[Bar] = []
-            for chunk in result:
-                bars.extend(capsule_to_list(chunk))
-                drop_cvec_pycapsule(chunk)
-            return bars
-        except Exception as exc:  # find the culprit file, quarantine it, say so
-            for f in files:
-                try:
-                    self.store.read_metadata(PurePath(f))
-                except (pa.ArrowException, OSError) as bad:
-                    raise self._quarantine(PurePath(f), bad) from exc
-            raise SystemFailure(f"reading {bt} failed: {exc}") from exc
-        finally:
-            del result, session
+        with self._snap.pinned(bt, files) as paths:
+            return self._snap.decode_bars(bt, files, paths, start_ns, end_ns)
 
     def availability(self, bar_type: BarType | str) -> Availability:
         """Exact first/last ``ts_event`` and row count from Parquet metadata; never estimated."""
-        return self._consistent(lambda: self._availability(str(bar_type)))
+        bt = PurePath(self.bar_dir(bar_type)).name
+        return self._snap.read(lambda: self._availability_many([bt])[0])
 
     def availability_many(self, bar_types: list[str]) -> list[Availability]:
         """``availability`` of many bar types from ONE listing of the bar tree and every footer
         read in a batch (concurrent requests on object storage)."""
-        return self._consistent(lambda: self._availability_many(bar_types))
+        return self._snap.read(lambda: self._availability_many(bar_types))
 
     def _availability_many(self, bar_types: list[str]) -> list[Availability]:
-        tree = self.store.list_tree(self.bar_root)
-        per_type = {bt: list_data_files(self.bar_dir(bt), tree.get(bt, {})) for bt in bar_types}
+        per_type = self._snap.tree(bar_types)
         files = [f for fs in per_type.values() for f in fs]
-        footers = dict(zip((f.path for f in files), self.store.read_footers(files), strict=True))
+        footers = dict(zip((f.path for f in files), self._snap.footers(files), strict=True))
         out = []
         for bt, fs in per_type.items():
             out.append(summarize_files(bt, fs, [footers[f.path] for f in fs], self._measured))
         return out
 
-    def _availability(self, bar_type: str) -> Availability:
-        files = self.files(bar_type)
-        return summarize_files(bar_type, files, self.store.read_footers(files), self._measured)
-
     def _measured(self, f: DataFile, md: pq.FileMetaData | Exception) -> tuple[int, int, int]:
-        """First/last ``ts_event`` and bytes of one data file (an unreadable one is quarantined)."""
-        try:
-            if isinstance(md, Exception):
-                raise md
-            lo, hi = ts_event_bounds(self.store, f.path, md)
-        except (pa.ArrowException, OSError) as exc:
-            raise self._quarantine(f.path, exc) from exc
-        return lo, hi, self.store.size(f.path) if f.size is None else f.size
+        """First/last ``ts_event`` and bytes of one data file."""
+        assert not isinstance(md, Exception)  # Snapshots.footers raised for those
+        read_ts = lambda: self._snap.table(f, ["ts_event"]).column(0).to_numpy()  # noqa: E731
+        lo, hi = ts_event_bounds(md, read_ts)
+        size = f.size if f.size is not None else self._snap.read_one(f, self.store.size)
+        return lo, hi, size
 
     def instrument(self, instrument_id: InstrumentId | str) -> Instrument | None:
         iid = str(instrument_id)
@@ -335,11 +301,11 @@ class Catalog:
             raise InputError(
                 f"unknown conflict mode {mode!r}", hint=f"use one of {', '.join(MODES)}"
             )
-        bt = str(bar_type)
+        bt = PurePath(self.bar_dir(bar_type)).name
         if len(frame) and not bool(np.all(np.diff(frame.ts_event) > 0)):
             raise SystemFailure(f"bars for {bt} are not strictly increasing (a bug upstream)")
         with self.locked():
-            iid = bt.split("-", 1)[0]
+            iid = bt.rsplit("-", 4)[0]
             existing_inst = self._instruments.get(iid) or self.instrument(iid)
             created = False
             if existing_inst is None:
@@ -357,8 +323,9 @@ class Catalog:
     def _write_locked(self, bt: str, frame: BarFrame, mode: str, created: bool) -> WriteResult:
         if not len(frame):
             return WriteResult(bt, mode, 0, 0, 0, 0, 0, 0, 0, 0, created)
-        overlapping = [f for f in self.files(bt) if f.overlaps(frame.first_ns, frame.last_ns)]
-        old = BarFrame.concat([table_to_frame(self._read_file(f)) for f in overlapping])
+        live = self._snap.files(bt)
+        overlapping = [f for f in live if f.overlaps(frame.first_ns, frame.last_ns)]
+        old = BarFrame.concat([table_to_frame(self._merge_input(f)) for f in overlapping])
         if overlapping:
             old = BarFrame(
                 old.ts_event,
@@ -374,10 +341,17 @@ class Catalog:
         if merged.unchanged:
             return WriteResult(bt, mode, len(frame), 0, 0, 0, merged.skipped, 0, 0, 0, created)
         out = merged.frame
-        name = interval_file_name(out.first_ns, out.last_ns)
+        kept = [f for f in live if f not in overlapping]
+        before = [f.last_ns for f in kept if f.last_ns < out.first_ns]
+        after = [f.first_ns for f in kept if f.first_ns > out.last_ns]
+        used = {f.path.name for f in live} | self.history.names(bt)
+        name = fresh_name(
+            out.first_ns, out.last_ns, used, max(before, default=None), min(after, default=None)
+        )
         remove = [f.path for f in overlapping]
         self._lock.check()
         size = self._committer.replace(self.bar_dir(bt), name, frame_to_table(out, bt), remove)
+        self.history.prune([bt])
         return WriteResult(
             bt,
             mode,
@@ -391,3 +365,48 @@ class Catalog:
             size,
             created,
         )
+
+    def _merge_input(self, f: DataFile) -> pa.Table:
+        """An overlapping file a merge reads (under the lock): a proven-corrupt one is moved to
+        ``.corrupt/`` and the write stops."""
+        try:
+            return self.store.read_table(f.path)
+        except (pa.ArrowException, OSError) as exc:
+            err = diagnose(
+                self.store.identity, self.root, f.path, f.size, exc, self.store.read_table
+            )
+            if isinstance(err, CatalogCorruption):
+                q = quarantine(self.store, f.path, err.__cause__ or exc)
+                self._committer.restamp()
+                raise quarantined_error(q, self.root) from exc
+            if not isinstance(err, SystemFailure):  # vanished or changed under our lock
+                raise SystemFailure(
+                    f"catalog file {f.path} changed while this writer held the lock ({err})",
+                    hint="something other than ntrader writes in the catalog; nothing was "
+                    "written, rerun",
+                ) from exc
+            raise err from exc
+
+    # ---------------------------------------------------------------- repair
+    def quarantine_corrupt(self, bar_types: list[str] | None = None) -> list[Quarantined]:
+        """Under the lock: fully decode every file of ``bar_types`` (all when None) and move the
+        proven-corrupt ones to ``<catalog>/.corrupt/``; returns what was moved and why.
+
+        A file that is unreadable for another reason (permissions, not a regular file, I/O) is
+        never moved: after the others are checked, ``SystemFailure`` names it."""
+        moved: list[Quarantined] = []
+        names = (
+            self.bar_types()  # as listed: also a directory that is no ntrader bar type
+            if bar_types is None
+            else [PurePath(self.bar_dir(bt)).name for bt in bar_types]
+        )
+        with self.locked():
+            try:
+                for bt in names:
+                    for f, err in corrupt_files(self.store, self._snap.files(bt)):
+                        moved.append(quarantine(self.store, f.path, err.__cause__ or err))
+                        self.history.record(bt, [], [], quarantined=[f.path.name])
+            finally:
+                if moved:  # S3 readers compare the stamp around their listing
+                    self._committer.restamp()
+        return moved

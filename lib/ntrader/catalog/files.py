@@ -1,15 +1,17 @@
-"""Files of a Nautilus Parquet catalog: names, intervals, atomic writes and quarantine.
+"""Files of a Nautilus Parquet catalog: names, intervals and durable writes.
 
 Nautilus names each data file ``<first ts_init>_<last ts_init>.parquet`` (ISO time with ``:`` and
-``.`` replaced by ``-``). Temp files end in ``.tmp``: Nautilus' ``*.parquet`` globs never see them.
+``.`` replaced by ``-``) and selects files for a query by that interval. A name is never reused for
+different content (``history.fresh_name`` widens the stated interval by a few nanoseconds instead).
+Temp files end in ``.tmp``: Nautilus' ``*.parquet`` globs never see them.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -18,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
 
-from ntrader.errors import CatalogCorruption, SystemFailure
+from ntrader.catalog.guard import is_not_writable
+from ntrader.errors import SystemFailure
 
 TMP_SUFFIX = ".tmp"
 
@@ -47,6 +50,15 @@ class DataFile:
     first_ns: int
     last_ns: int
     size: int | None = None  # bytes, when the listing told (object storage) — else stat it
+    alt: tuple[PurePath, ...] = ()  # where else the same bytes are: retained copy, commit temp
+
+    @property
+    def sources(self) -> tuple[PurePath, ...]:
+        """Where to read this file's bytes, in order (the live path first)."""
+        return (self.path, *self.alt)
+
+    def also_at(self, *paths: PurePath) -> DataFile:
+        return replace(self, alt=(*self.alt, *paths))
 
     def overlaps(self, start_ns: int | None, end_ns: int | None) -> bool:
         return (start_ns is None or start_ns <= self.last_ns) and (
@@ -104,34 +116,17 @@ def write_table_durably(table: pa.Table, path: Path, **options: object) -> int:
             os.fsync(fh.fileno())
     except OSError as exc:
         path.unlink(missing_ok=True)
+        if is_not_writable(exc):
+            raise  # the catalog says "not writable by this user" with its URL
         raise SystemFailure(
             f"could not write {path}: {exc}", hint="check free disk space and permissions"
         ) from exc
     return path.stat().st_size
 
 
-def quarantine(store: Any, path: PurePath, error: BaseException) -> CatalogCorruption:
-    """Move an unreadable file to ``<catalog>/.corrupt/<relative path>``; returns the error."""
-    try:
-        rel = PurePath(path).relative_to(store.root)
-    except ValueError:
-        rel = PurePath(PurePath(path).name)
-    dest = store.root / ".corrupt" / rel
-    if store.exists(dest):
-        dest = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}")
-    store.move_tree_entry(path, dest)
-    logger.error(f"unreadable catalog file {path} moved to {dest}: {error}")
-    return CatalogCorruption(
-        f"unreadable Parquet file {rel} ({type(error).__name__}: {error}); moved to {dest}",
-        hint=(
-            "the rest of the catalog is intact; re-import or re-fetch that range "
-            "(`make check SYMBOL=…` lists what is now missing)"
-        ),
-    )
-
-
-def ts_event_bounds(store: Any, path: PurePath, md: pq.FileMetaData) -> tuple[int, int]:
-    """Exact min/max ``ts_event`` from row-group statistics (read the column if absent)."""
+def ts_event_bounds(md: pq.FileMetaData, read_ts: Callable[[], Any]) -> tuple[int, int]:
+    """Exact min/max ``ts_event`` from row-group statistics (``read_ts()`` reads the column
+    when they are absent)."""
     names = [md.schema.column(i).name for i in range(md.num_columns)]
     idx = names.index("ts_event")
     lo: int | None = None
@@ -139,7 +134,7 @@ def ts_event_bounds(store: Any, path: PurePath, md: pq.FileMetaData) -> tuple[in
     for g in range(md.num_row_groups):
         stats = md.row_group(g).column(idx).statistics
         if stats is None or not stats.has_min_max:
-            col = store.read_table(path, columns=["ts_event"]).column(0).to_numpy()
+            col = read_ts()
             return (int(col.min()), int(col.max())) if len(col) else (0, 0)
         lo = int(stats.min) if lo is None else min(lo, int(stats.min))
         hi = int(stats.max) if hi is None else max(hi, int(stats.max))

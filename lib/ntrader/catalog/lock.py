@@ -1,8 +1,8 @@
 """Single-writer locks for a catalog: a lock file on local disk, a lease object on S3.
 
 Both expose the same small interface (``acquire(timeout)``, ``release()``, ``holder()``,
-``check()``) and are re-entrant within one process, so code that already holds the lock (a write
-that quarantines a broken file) can take it again.
+``check()``) and are re-entrant within one process, so code that already holds the lock can take
+it again. Only writers take them: readers never do.
 
 The S3 lease is one object ``<catalog>/.ntrader/<name>.lock`` holding JSON
 ``{"owner", "token", "expires"}``. It is created with ``If-None-Match: *`` (S3 conditional write:
@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -52,9 +53,12 @@ def _describe_owner() -> str:
 class LocalLock:
     """``filelock`` lock file plus an owner note for the 'who holds it' message."""
 
-    def __init__(self, path: PurePath, where: str) -> None:
+    def __init__(
+        self, path: PurePath, where: str, inside: Callable[[PurePath], object] | None = None
+    ) -> None:
         self.path = str(path)
         self.where = where
+        self._inside = inside  # containment check, run before the lock file is created
         self._lock = FileLock(self.path)
         self._owner = self.path + ".owner"
 
@@ -66,6 +70,9 @@ class LocalLock:
             return "another process"
 
     def acquire(self, timeout: float) -> None:
+        if self._inside is not None:
+            self._inside(PurePath(self.path))
+            self._inside(PurePath(self._owner))
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         if self._lock.is_locked:
             self._lock.acquire()  # re-entrant
@@ -74,8 +81,12 @@ class LocalLock:
             self._lock.acquire(timeout=timeout)
         except Timeout as exc:
             raise CatalogBusy(f"{self.where} stayed locked by {self.holder()}") from exc
-        with open(self._owner, "w") as fh:
-            fh.write(_describe_owner())
+        try:
+            with open(self._owner, "w") as fh:
+                fh.write(_describe_owner())
+        except OSError:
+            self._lock.release()  # e.g. another user's note: not writable by us
+            raise
 
     def release(self) -> None:
         if self._lock.lock_counter == 1:

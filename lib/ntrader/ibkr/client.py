@@ -39,9 +39,10 @@ class IbkrSettings:
     @classmethod
     def from_config(cls, ibkr: Mapping[str, Any]) -> IbkrSettings:
         """From the ``ibkr`` config group (a dict or Hydra's ``cfg.ibkr``)."""
+        hint = "check IBKR_HOST / IBKR_PORT / IBKR_CLIENT_ID and the ibkr.* overrides"
         try:
-            return cls(
-                host=str(ibkr["host"]),
+            settings = cls(
+                host=str(ibkr["host"]).strip(),
                 port=int(ibkr["port"]),
                 client_id=int(ibkr["client_id"]),
                 connect_timeout=float(ibkr["connect_timeout"]),
@@ -49,10 +50,14 @@ class IbkrSettings:
                 retries=int(ibkr["retries"]),
             )
         except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"invalid IBKR setting: {exc}",
-                hint="check IBKR_HOST / IBKR_PORT / IBKR_CLIENT_ID and the ibkr.* overrides",
-            ) from exc
+            raise InputError(f"invalid IBKR setting: {exc}", hint=hint) from exc
+        if not 1 <= settings.port <= 65535:
+            raise InputError(f"invalid IBKR port {settings.port} (1..65535)", hint=hint)
+        if not settings.host or any(c.isspace() or ord(c) < 32 for c in settings.host):
+            raise InputError(f"invalid IBKR host {settings.host!r}", hint=hint)
+        if settings.connect_timeout <= 0 or settings.request_timeout <= 0 or settings.retries < 1:
+            raise InputError("ibkr timeouts must be > 0 and ibkr.retries >= 1", hint=hint)
+        return settings
 
     @property
     def endpoint(self) -> str:

@@ -82,9 +82,17 @@ def _looks_like_value(text: str) -> bool:
     )
 
 
+MAX_HEADER_BYTES = 65_536  # a header naming a few columns is far shorter
+
+
 def read_header(data: bytes, path: Path, delimiter: str | None) -> tuple[list[str], str]:
     """(header names, delimiter) of the file's first line; ``delimiter`` None = sniff it."""
-    first = re.split(rb"\r\n|\r|\n", data[:1_000_000], maxsplit=1)[0]
+    first = re.split(rb"\r\n|\r|\n", data[: MAX_HEADER_BYTES + 1], maxsplit=1)[0]
+    if len(first) > MAX_HEADER_BYTES:
+        raise InputError(
+            f"{path}: the first line is longer than {MAX_HEADER_BYTES:,} bytes: not a header line",
+            hint="the first line must name the columns, e.g. timestamp,open,high,low,close,volume",
+        )
     text = first.decode("utf-8", errors="replace")
     if not text.strip():
         raise InputError(

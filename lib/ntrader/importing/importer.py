@@ -88,6 +88,8 @@ def import_csv(
     bar_type = bar_type or bar_type_for(instrument_id, "1-MINUTE-LAST")
     spec = spec or CsvSpec()
     csv_path = Path(path)
+    if csv_path.exists() and not csv_path.is_file():
+        raise InputError(f"not a file: {csv_path}", hint="give the path of a CSV file (CSV=…)")
     if not csv_path.is_file():
         raise InputError(f"CSV file not found: {csv_path}", hint="check the CSV=… path")
     step = bar_step(bar_type)

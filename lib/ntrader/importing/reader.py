@@ -110,6 +110,18 @@ def _read_bytes(path: Path) -> bytes:
 # reading
 
 
+BLOCK_BYTES = 4 << 20  # pyarrow's read block: no CSV row may be longer
+
+
+def _longest_line(data: bytes) -> tuple[int, int]:
+    """(1-based line number, length in bytes) of the longest line of ``data``."""
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    bounds = np.concatenate(([-1], ends, [len(data)]))
+    lengths = np.diff(bounds) - 1
+    i = int(np.argmax(lengths))
+    return i + 1, int(lengths[i])
+
+
 @dataclass
 class _Raw:
     table: pa.Table
@@ -130,7 +142,7 @@ def _read_table(data: bytes, path: Path, names: list[str], delim: str, used: lis
             return pacsv.read_csv(
                 pa.py_buffer(data),
                 read_options=pacsv.ReadOptions(
-                    column_names=cols, skip_rows=1, use_threads=threads, block_size=4 << 20
+                    column_names=cols, skip_rows=1, use_threads=threads, block_size=BLOCK_BYTES
                 ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=delim, ignore_empty_lines=False, invalid_row_handler=handler
@@ -144,6 +156,14 @@ def _read_table(data: bytes, path: Path, names: list[str], delim: str, used: lis
             )
         except (pa.ArrowException, ValueError) as exc:
             text = str(exc)
+            if "straddl" in text:  # a row longer than a read block
+                line, size = _longest_line(data)
+                raise InputError(
+                    f"{path}: line {line:,} is {size:,} bytes long (more than {BLOCK_BYTES:,}): "
+                    "not a line of bars",
+                    hint="a missing line break or an unclosed quote? fix that line and import "
+                    "again",
+                ) from None
             if "UTF8" in text or "utf8" in text.lower():
                 raise InputError(
                     f"{path}: not valid UTF-8 text",

@@ -77,8 +77,11 @@ class Scrubber:
 
     def __call__(self, text: object) -> str:
         out = str(text)
-        for s in self.secrets:
-            out = out.replace(s, self.redacted if s == self.secrets[0] else "***")
+        for i, s in enumerate(self.secrets):
+            if i == 0:  # the whole DSN
+                out = out.replace(s, self.redacted)
+            else:  # the password as a token of its own: a password "p" must not eat every 'p'
+                out = re.sub(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])", "***", out)
         return out
 
 

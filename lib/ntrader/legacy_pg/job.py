@@ -209,18 +209,20 @@ def migrate_table(
     out_dir: str | os.PathLike[str],
     *,
     lock_timeout: float = 600.0,
+    retain_s: float = 600.0,
     timings: dict[str, float] | None = None,
 ) -> MigrateResult:
     """Plan, migrate (unless ``spec.validate_only``) and validate the legacy table into
     ``catalog`` (a ``Catalog``, or its root: a path, ``s3://…``, None = the default catalog,
-    opened with ``lock_timeout``); writes ``validation.txt``, ``validation.json`` and
-    ``rejected.csv`` into ``out_dir``. ``timings["migrate"]`` gets the migration's seconds.
+    opened with ``lock_timeout`` and ``retain_s``); writes ``validation.txt``,
+    ``validation.json`` and ``rejected.csv`` into ``out_dir``. ``timings["migrate"]`` gets the
+    migration's seconds.
 
     Errors are ``NtraderError`` subclasses with the password scrubbed; a validation mismatch is
     not raised here but by ``MigrateResult.check``.
     """
     with _scrubbed(Scrubber(spec.dsn)):
-        return _migrate(spec, catalog, Path(out_dir), lock_timeout, timings)
+        return _migrate(spec, catalog, Path(out_dir), (lock_timeout, retain_s), timings)
 
 
 @contextlib.contextmanager
@@ -240,7 +242,7 @@ def _migrate(
     spec: MigrateSpec,
     catalog: Catalog | str | os.PathLike[str] | None,
     out_dir: Path,
-    lock_timeout: float,
+    catalog_options: tuple[float, float],
     timings: dict[str, float] | None,
 ) -> MigrateResult:
     logger.info(f"source {redact_dsn(spec.dsn)} table {spec.source.table}")
@@ -255,7 +257,8 @@ def _migrate(
 
         opts, tmap = spec.options(), spec.time_map(source.ts_type)
         if not isinstance(catalog, Catalog):
-            catalog = Catalog(catalog, lock_timeout=float(lock_timeout))
+            lock_timeout, retain_s = catalog_options
+            catalog = Catalog(catalog, lock_timeout=lock_timeout, retain_s=retain_s)
         logger.info(f"-> catalog {catalog.url}")
         out_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()

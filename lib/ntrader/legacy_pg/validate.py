@@ -22,14 +22,8 @@ from ntrader.legacy_pg.source import Source
 
 
 def _catalog_keys(catalog: Catalog, bt: BarType, lo: int | None, hi: int | None) -> np.ndarray:
-    """``ts_event`` of the catalog bars in [lo, hi], one file's column at a time (bounded)."""
-    parts = []
-    for f in catalog.files(bt):
-        if f.overlaps(lo, hi):
-            table = catalog.store.read_table(f.path, columns=["ts_event"])
-            ts = table.column(0).to_numpy().astype(np.int64)
-            parts.append(ts[(ts >= (lo or 0)) & (ts <= (hi if hi is not None else ts.max()))])
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    """``ts_event`` of the catalog bars in [lo, hi] (the column alone: bounded memory)."""
+    return catalog.read_ts_event(bt, lo, hi)
 
 
 def _bars_at(catalog: Catalog, bt: BarType, picks: np.ndarray) -> BarFrame:

@@ -15,7 +15,7 @@ from ntrader.errors import DataError, InputError
 from ntrader.instruments import bar_step
 from ntrader.quality.gaps import GapReport, find_gaps
 from ntrader.quality.health import HealthIssue, check_health
-from ntrader.sessions import calendar_for_venue, calendar_timezone
+from ntrader.sessions import calendar_for_venue, calendar_timezone, check_hours
 from ntrader.tabular import csv_text, json_text, text_table
 
 GAP_COLUMNS = ("kind", "first", "last", "size", "command")
@@ -121,6 +121,16 @@ def check_bar_type(
     bt = str(bar_type)
     instrument_id = bar_type.instrument_id
     spec = f"{bar_type.spec}"
+    # every argument is checked before the catalog is read: a typo is exit 2, not "no data"
+    if start and end and start > end:
+        raise InputError(f"START {start} is after END {end}", hint="swap them")
+    check_hours(hours)
+    if min_gap_bars < 1 or jump_threshold <= 0 or zero_volume_run < 1:
+        raise InputError(
+            "check.min_gap_bars and health.zero_volume_run must be >= 1, health.jump_threshold > 0",
+        )
+    cal = calendar or calendar_for_venue(instrument_id.venue.value)
+    tz = calendar_timezone(cal)
     avail = catalog.availability(bt)
     if avail.rows == 0:
         known = [b for b in catalog.bar_types() if b.startswith(f"{instrument_id}-")]
@@ -132,10 +142,6 @@ def check_bar_type(
                 f"or import a file: make import CSV=… SYMBOL={instrument_id} BAR={spec}"
             ),
         )
-    if start and end and start > end:
-        raise InputError(f"START {start} is after END {end}", hint="swap them")
-    cal = calendar or calendar_for_venue(instrument_id.venue.value)
-    tz = calendar_timezone(cal)
     step = bar_step(bar_type)
     start_ns = None if start is None else pd.Timestamp(start, tz=tz).value
     end_ns = None if end is None else (pd.Timestamp(end, tz=tz) + pd.Timedelta(days=2)).value

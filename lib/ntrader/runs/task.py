@@ -174,8 +174,9 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _write_prejob_summary() -> None:
-    """Hydra rejected the config before the job started: still leave a run folder + summary."""
+def _write_prejob_summary(error: InputError | None = None) -> None:
+    """Hydra (or, given ``error``, a Make variable) rejected the config before the job started:
+    still leave a run folder + summary."""
     script = Path(sys.argv[0]).stem
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     run_dir = Path(unique_run_dir(f"{run_store.local_root()}/{script}/{stamp}"))
@@ -190,7 +191,9 @@ def _write_prejob_summary() -> None:
             "kind": "input error",
             "message": "invalid configuration or override (Hydra's message is on stderr)",
             "hint": "check the override names against conf/*.yaml and `make help`",
-        },
+        }
+        if error is None
+        else {"kind": error.kind, "message": error.message, "hint": error.hint},
         "overrides": sys.argv[1:],
         "started": now,
         "finished": now,
@@ -200,7 +203,19 @@ def _write_prejob_summary() -> None:
 
 
 def entry(hydra_main: Callable[[], Any]) -> None:
-    """Call a ``@hydra.main`` function; Hydra's own config errors exit 2 (input error), not 1."""
+    """Call a ``@hydra.main`` function; Hydra's own config errors exit 2 (input error), not 1.
+
+    Run by ``make <target>`` (``NTRADER_MAKE_TARGET`` set), the Make variables become the
+    overrides first (``ntrader.runs.make_args``); a bad one exits 2 the same way."""
+    from ntrader.runs import make_args  # not at the top: `python -m ntrader.runs.make_args`
+
+    if os.environ.get(make_args.TARGET):
+        try:
+            make_args.apply()
+        except InputError as exc:
+            _write_prejob_summary(exc)
+            make_args.report(exc)
+            raise SystemExit(INPUT_ERROR) from None
     try:
         hydra_main()
     except SystemExit as exc:
