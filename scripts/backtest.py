@@ -34,6 +34,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     )
     ctx.counts.update(result.counts())
     print(result.render())
+    result.raise_for_problems()  # stopped early / orders rejected: exit 1, status incomplete
     return result.as_summary()
 
 

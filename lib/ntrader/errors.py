@@ -7,6 +7,8 @@ Every error carries a ``hint``: what the user should do next.
 
 from __future__ import annotations
 
+from typing import Any
+
 OK = 0
 DATA_ERROR = 1
 INPUT_ERROR = 2
@@ -34,6 +36,27 @@ class DataError(NtraderError):
 
     exit_code = DATA_ERROR
     kind = "data error"
+
+
+class IncompleteRun(DataError):
+    """The run finished but did not do what was asked (a backtest the engine stopped early, most
+    orders rejected): exit 1, ``status: incomplete``. ``result`` is what the run produced anyway
+    (it still lands in ``summary.json``); ``problems`` one dict per failed check."""
+
+    kind = "incomplete run"
+    status = "incomplete"
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        result: dict[str, Any] | None = None,
+        problems: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.result = result or {}
+        self.problems = problems or []
 
 
 class InputError(NtraderError):

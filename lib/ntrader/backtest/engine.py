@@ -22,6 +22,7 @@ from ntrader.backtest.analysis import (
     venue_account,
     venue_positions,
 )
+from ntrader.backtest.checks import account_errors
 from ntrader.backtest.data import LoadedData
 from ntrader.backtest.fees import IbkrFixedFeeModel
 from ntrader.backtest.spec import BacktestSpec, StrategySpec
@@ -105,13 +106,17 @@ def _make_strategy(s: StrategySpec, bar_type: BarType, tag: int | None) -> Any:
         ) from exc
 
 
-def run_engine(engine: BacktestEngine) -> None:
-    engine.run()
-    if engine.iteration == 0:  # BacktestNode would only log this; we refuse a silent empty run
+def run_engine(engine: BacktestEngine) -> list[Exception]:
+    """Run the engine; returns the account errors raised during the run (the last one stopped
+    it, see :mod:`ntrader.backtest.checks`)."""
+    with account_errors() as errors:
+        engine.run()
+    if engine.iteration == 0 and not errors:  # BacktestNode would only log this
         raise SystemFailure(
             "the backtest processed 0 bars",
             hint="check the NautilusTrader log in the run folder (nautilus*.log)",
         )
+    return errors
 
 
 def analyse(engine: BacktestEngine, venue: Venue, *, fast: bool, only_venue: bool) -> None:

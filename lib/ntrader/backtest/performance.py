@@ -136,24 +136,72 @@ def _iid(engine: BacktestEngine, text: str) -> Any:
     return InstrumentId.from_str(text)
 
 
-def risk_metrics(equity: pd.Series, starting_balance: float) -> dict[str, float | None]:
+def risk_metrics(
+    equity: pd.Series, starting_balance: float, min_sessions: int = 2
+) -> dict[str, Any]:
     """Sharpe, Sortino (annualized, 252 sessions), max drawdown % and volatility from daily
-    equity; the starting balance is the first point of the curve."""
+    equity; the starting balance is the first point of the curve.
+
+    A ratio that means nothing on the data given is ``None`` with the reason in ``unavailable``:
+    fewer than ``min_sessions`` daily returns (an annualised Sharpe over 4 sessions is noise),
+    equity that never moved, or no losing session (Sortino)."""
     values = np.r_[starting_balance, equity.to_numpy(dtype=np.float64)]
     returns = values[1:] / values[:-1] - 1.0 if len(values) > 1 else np.empty(0)
-    out: dict[str, float | None] = {"sharpe": None, "sortino": None, "volatility_pct": None}
-    if len(returns) >= 2:
+    out: dict[str, Any] = {"sharpe": None, "sortino": None, "volatility_pct": None}
+    why: dict[str, str] = {}
+    need = max(2, int(min_sessions))
+    if len(returns) < need:
+        reason = (
+            f"needs at least {need} sessions of daily equity to annualise; this run has "
+            f"{len(returns)} (checks.min_sessions_for_ratios)"
+        )
+        why.update(sharpe=reason, sortino=reason, volatility_pct=reason)
+    else:
         mean, sd = float(returns.mean()), float(returns.std(ddof=1))
         ann = math.sqrt(SESSIONS_PER_YEAR)
         if sd > 0:
             out["sharpe"] = mean / sd * ann
             out["volatility_pct"] = sd * ann * 100.0
+        else:
+            why["sharpe"] = why["volatility_pct"] = "equity did not change from session to session"
         downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
         if downside > 0:
             out["sortino"] = mean / downside * ann
+        else:
+            why["sortino"] = "no session lost money: downside deviation is 0"
     peak = np.maximum.accumulate(values)
     out["max_drawdown_pct"] = float(np.max(1.0 - values / peak) * 100.0) if len(values) else 0.0
     out["sessions"] = float(len(returns))
+    out["unavailable"] = why
+    return out
+
+
+def open_positions(
+    engine: BacktestEngine, venue: Venue, closes: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, dict[str, float]]:
+    """Positions open after the last bar of ``closes`` (fills up to that bar), marked to each
+    instrument's last close: ``{instrument: {qty, avg_px, mark, unrealized_pnl}}`` (netting,
+    as :func:`daily_equity`)."""
+    account = engine.portfolio.account(venue)
+    margin = account.type == AccountType.MARGIN
+    last = max((int(ts[-1]) for ts, _ in closes.values() if len(ts)), default=None)
+    fills = [f for f in venue_fills(engine, venue) if last is not None and f.ts <= last]
+    out: dict[str, dict[str, float]] = {}
+    for iid, (ts, px) in closes.items():
+        mine = [f for f in fills if f.instrument_id == iid]
+        if not mine or not len(ts):
+            continue
+        _, fq, favg = _position_path(mine, margin)
+        if fq[-1] == 0:
+            continue
+        mult = float(engine.cache.instrument(_iid(engine, iid)).multiplier)
+        mark = float(px[-1])
+        out[iid] = {
+            "qty": float(fq[-1]),
+            "avg_px": float(favg[-1]),
+            "mark": mark,
+            "unrealized_pnl": float(fq[-1] * (mark - favg[-1]) * mult),
+        }
     return out
 
 

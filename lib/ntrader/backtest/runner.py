@@ -24,15 +24,21 @@ import pandas as pd
 from loguru import logger
 from nautilus_trader.model.identifiers import Venue
 
+from ntrader.backtest.checks import engine_stop, order_outcomes, problems
 from ntrader.backtest.data import LoadedData, MissingData, check_and_load
 from ntrader.backtest.engine import analyse, build_engine, run_engine
-from ntrader.backtest.performance import daily_equity, risk_metrics, with_starting_point
+from ntrader.backtest.performance import (
+    daily_equity,
+    open_positions,
+    risk_metrics,
+    with_starting_point,
+)
 from ntrader.backtest.reports import generate_reports, write_reports
 from ntrader.backtest.spec import BacktestSpec
-from ntrader.backtest.summary import combine_venues, summarize
+from ntrader.backtest.summary import combine_venues, mark_to_market, summarize
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import iso
-from ntrader.errors import ConnectionFailure
+from ntrader.errors import ConnectionFailure, IncompleteRun
 from ntrader.ibkr.client import IbkrSettings
 from ntrader.ibkr.fetcher import fetch_ranges
 
@@ -70,6 +76,24 @@ class BacktestResult:
     fetched_bars: int | None = None
     files: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    engine_stop: dict[str, Any] = field(default_factory=dict)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed (:mod:`ntrader.backtest.checks`)."""
+        return not self.problems
+
+    def raise_for_problems(self) -> None:
+        """Raise :class:`IncompleteRun` (exit 1, ``status: incomplete``; ``summary.json`` keeps
+        the result) when a check failed."""
+        if self.problems:
+            raise IncompleteRun(
+                "; ".join(p["message"] for p in self.problems),
+                hint="\n".join(p["hint"] for p in self.problems),
+                result=self.as_summary(),
+                problems=self.problems,
+            )
 
     @property
     def fills(self) -> pd.DataFrame:
@@ -101,6 +125,7 @@ class BacktestResult:
             "range": {k: [str(a), str(b)] for k, (a, b) in self.ranges.items()},
             "strategy": {"path": s.strategy.path, "params": dict(s.strategy.params)},
             "result": self.summary,
+            "engine": self.engine_stop,
             "venues": self.venues if len(self.venues) > 1 else None,
             "files": self.files,
         }
@@ -113,14 +138,26 @@ class BacktestResult:
             return "-" if x is None else format(x, spec)
 
         win = f"{r['win_rate']:.2%}" if r.get("win_rate") is not None else "-"
-        return (
-            f"Backtest {self.spec.names}\n"
-            f"  bars {f(r.get('bars'), ',d')} · orders {f(r.get('orders'), ',d')} · fills "
-            f"{f(r.get('fills'), ',d')} · positions {f(r.get('positions'), ',d')}\n"
-            f"  PnL {f(r.get('pnl'))} ({f(r.get('return_pct'), '.2f')}%) · Sharpe "
-            f"{f(r.get('sharpe'), '.2f')} over {f(r.get('sessions'), ',.0f')} sessions · max "
-            f"drawdown {f(r.get('max_drawdown_pct'), '.2f')}% · win rate {win}"
-        )
+        stop = self.engine_stop
+        bars = f(r.get("bars"), ",d")
+        if stop.get("stopped_early"):
+            bars = f"{stop['bars_processed']:,} of {stop['bars_loaded']:,} (STOPPED EARLY)"
+        bad = (r.get("orders_rejected") or 0) + (r.get("orders_denied") or 0)
+        lines = [
+            f"Backtest {self.spec.names}",
+            f"  bars {bars} · orders {f(r.get('orders'), ',d')}"
+            + (f" ({bad:,} rejected/denied)" if bad else "")
+            + f" · fills {f(r.get('fills'), ',d')} · positions {f(r.get('positions'), ',d')}",
+            f"  PnL {f(r.get('pnl'))} ({f(r.get('return_pct'), '.2f')}%, marked to market: "
+            f"realized {f(r.get('realized_pnl'))}, unrealized {f(r.get('unrealized_pnl'))}) · "
+            f"final equity {f(r.get('final_equity'))} {r.get('currency', '')}",
+            f"  Sharpe {f(r.get('sharpe'), '.2f')} over {f(r.get('sessions'), ',.0f')} sessions · "
+            f"max drawdown {f(r.get('max_drawdown_pct'), '.2f')}% · win rate {win}",
+        ]
+        if r.get("sharpe") is None and (r.get("unavailable") or {}).get("sharpe"):
+            lines.append(f"  (Sharpe n/a: {r['unavailable']['sharpe']})")
+        lines += [f"  INCOMPLETE: {p['message']}" for p in self.problems]
+        return "\n".join(lines)
 
 
 @contextmanager
@@ -170,10 +207,16 @@ def run_backtest(
     logger.info(f"running {spec.strategy.name} on {spec.names} …")
     try:
         with timed(t, "run"):
-            run_engine(engine)
+            account_errors = run_engine(engine)
+        stop = engine_stop(engine, data.bar_count, account_errors)
         logger.info(f"run: {engine.iteration:,} bars in {t['run']:.2f} s")
+        if stop["stopped_early"]:
+            logger.error(
+                f"NautilusTrader stopped the backtest at {stop['stopped_at']} after "
+                f"{stop['bars_processed']:,} of {stop['bars_loaded']:,} bars: {stop['stop_reason']}"
+            )
         with timed(t, "analysis"):
-            per_venue, curves = _analyse(engine, venues, data, spec.fast_analysis)
+            per_venue, curves = _analyse(engine, venues, data, spec, stop.get("stopped_at_ns"))
         first = venues[0]
         equity = with_starting_point(
             curves[first],
@@ -210,21 +253,33 @@ def run_backtest(
         fetched,
         files,
         t,
+        stop,
+        problems(summary, stop, spec.checks),
     )
 
 
 def _analyse(
-    engine: Any, venues: list[Venue], data: LoadedData, fast: bool
+    engine: Any, venues: list[Venue], data: LoadedData, spec: BacktestSpec, stop_ns: int | None
 ) -> tuple[dict[str, dict[str, Any]], dict[Venue, pd.Series]]:
-    """Per venue: the summary (statistics + account-based risk metrics) and the daily equity."""
+    """Per venue: the summary (statistics + account-based risk metrics, on one marked-to-market
+    basis) and the daily equity — up to where the engine stopped (``stop_ns``), not beyond."""
     per_venue: dict[str, dict[str, Any]] = {}
     curves: dict[Venue, pd.Series] = {}
     for venue in venues:
-        analyse(engine, venue, fast=fast, only_venue=len(venues) == 1)
+        analyse(engine, venue, fast=spec.fast_analysis, only_venue=len(venues) == 1)
         summary = summarize(engine, venue)
+        summary.update(order_outcomes(engine, venue))
         closes = {k: v for k, v in data.closes.items() if k.endswith(f".{venue}")}
+        if stop_ns is not None:
+            # The bar the engine stopped on left a fill in the cache that the account never
+            # booked (the error rejected the balance update): the ledger is consistent up to the
+            # bar before it, so the equity, PnL and marks end there.
+            closes = {k: (ts[ts < stop_ns], px[ts < stop_ns]) for k, (ts, px) in closes.items()}
         curves[venue] = daily_equity(engine, venue, closes, data.tz)
-        summary.update(risk_metrics(curves[venue], summary["starting_balance"]))
+        risk = risk_metrics(
+            curves[venue], summary["starting_balance"], spec.checks.min_sessions_for_ratios
+        )
+        mark_to_market(summary, curves[venue], open_positions(engine, venue, closes), risk)
         per_venue[str(venue)] = summary
     return per_venue, curves
 

@@ -51,6 +51,53 @@ class VenueSpec:
 
 
 @dataclass(frozen=True)
+class RunChecks:
+    """What a finished backtest must satisfy to be ``ok`` (``checks`` in conf/backtest.yaml):
+    no early stop of the engine, at most ``max_rejected_pct`` % of orders rejected or denied;
+    annualised ratios need ``min_sessions_for_ratios`` sessions (else they are null)."""
+
+    allow_early_stop: bool = False
+    max_rejected_pct: float = 5.0
+    min_sessions_for_ratios: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_rejected_pct <= 100.0:
+            raise InputError(
+                f"checks.max_rejected_pct={self.max_rejected_pct!r} is not a percentage",
+                hint='use 0 .. 100, e.g. ARGS="checks.max_rejected_pct=5"',
+            )
+        if self.min_sessions_for_ratios < 2:
+            raise InputError(
+                f"checks.min_sessions_for_ratios={self.min_sessions_for_ratios!r} is below 2",
+                hint="a ratio of daily returns needs at least 2 sessions",
+            )
+
+    @classmethod
+    def from_config(cls, checks: Mapping[str, Any] | None) -> RunChecks:
+        c = dict(checks or {})
+
+        def num(key: str, cast: Any) -> Any:
+            value = c.get(key, getattr(cls, key))
+            try:
+                if isinstance(value, bool):
+                    raise ValueError
+                return cast(value)
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"checks.{key}={value!r} is not a number",
+                    hint="see `checks:` in conf/backtest.yaml",
+                ) from None
+
+        flag = c.get("allow_early_stop", False)
+        if not isinstance(flag, bool):
+            raise InputError(
+                f"checks.allow_early_stop={flag!r} is not true/false",
+                hint='ARGS="checks.allow_early_stop=true"',
+            )
+        return cls(flag, num("max_rejected_pct", float), num("min_sessions_for_ratios", int))
+
+
+@dataclass(frozen=True)
 class StrategySpec:
     """A NautilusTrader strategy by import path (``module:Class``), its config class and the
     parameters passed to it; ``instrument_id`` and ``bar_type`` are filled in per bar type."""
@@ -92,6 +139,7 @@ class BacktestSpec:
     log_level_file: str | None = "WARNING"
     log_dir: Path | None = None
     fast_analysis: bool = True
+    checks: RunChecks = field(default_factory=RunChecks)
 
     def __post_init__(self) -> None:
         if not self.bar_types:
@@ -159,6 +207,7 @@ class BacktestSpec:
             log_level_file=engine["log_level_file"],
             log_dir=log_dir,
             fast_analysis=bool(engine["fast_analysis"]),
+            checks=RunChecks.from_config(cfg.get("checks")),
         )
 
 

@@ -25,6 +25,23 @@ SHARPE = "Sharpe Ratio (252 days)"
 SORTINO = "Sortino Ratio (252 days)"
 MAX_DRAWDOWN = "Max Drawdown"
 
+_DAILY = "daily marked-to-market equity at session closes"
+BASIS = {
+    "pnl": "marked to market: final_equity - starting_balance",
+    "return_pct": "marked to market: pnl / starting_balance",
+    "final_equity": "cash + open positions valued at the last bar's close",
+    "realized_pnl": "closed trades, commissions included (pnl - unrealized_pnl)",
+    "unrealized_pnl": "open positions at the last bar's close vs their average entry price",
+    "ending_balance": "the account's cash balance (a CASH account's cash is net of shares held)",
+    "sharpe": f"{_DAILY}, annualised with 252 sessions",
+    "sortino": f"{_DAILY}, annualised with 252 sessions",
+    "volatility_pct": f"{_DAILY}, annualised with 252 sessions",
+    "max_drawdown_pct": _DAILY,
+    "win_rate": "closed positions (NautilusTrader's PnL statistics)",
+    "expectancy": "closed positions (NautilusTrader's PnL statistics)",
+    "profit_factor": "closed positions' realized PnL: gross profit / gross loss",
+}
+
 
 def _clean(value: Any) -> Any:
     """JSON-ready: numpy scalars to Python, non-finite floats to None, dicts recursively."""
@@ -88,6 +105,7 @@ def _summary(
 
     realized = analyzer.realized_pnls(currency)
     profit_factor: float | None = None
+    closed = realized is not None and len(realized) > 0  # else no position was ever closed
     if realized is not None and len(realized):
         values = realized.to_numpy(dtype=np.float64)
         gross_loss = -values[values < 0].sum()
@@ -114,9 +132,9 @@ def _summary(
             "sharpe": _stat(stats_returns, SHARPE),
             "sortino": _stat(stats_returns, SORTINO),
             "max_drawdown_pct": max_dd + 0.0,  # no -0.0
-            "win_rate": _stat(pnls_main, "Win Rate"),
+            "win_rate": _stat(pnls_main, "Win Rate") if closed else None,
             "profit_factor": profit_factor,
-            "expectancy": _stat(pnls_main, "Expectancy"),
+            "expectancy": _stat(pnls_main, "Expectancy") if closed else None,
             "commissions": commission.as_double() if commission is not None else 0.0,
             "nautilus_stats": {
                 "pnls": stats_pnls,
@@ -127,19 +145,60 @@ def _summary(
     )
 
 
+def mark_to_market(
+    summary: dict[str, Any],
+    curve: Any,
+    open_positions: dict[str, dict[str, float]],
+    risk: dict[str, Any],
+) -> None:
+    """Put ``summary`` on one basis: the marked-to-market ledger of ``curve`` (daily equity).
+
+    ``pnl``/``return_pct`` become total (realized + unrealized) like Sharpe and drawdown;
+    ``realized_pnl``, ``unrealized_pnl`` and ``final_equity`` say how much is which; ``basis``
+    labels every statistic; ``unavailable`` gives the reason of every statistic that is null."""
+    start = float(summary["starting_balance"])
+    final = float(curve.iloc[-1]) if len(curve) else float(summary["ending_balance"])
+    unrealized = float(sum(p["unrealized_pnl"] for p in open_positions.values()))
+    pnl = final - start
+    why = dict(risk.pop("unavailable", {}))
+    summary.update(risk)
+    if summary.get("win_rate") is None:
+        why.setdefault("win_rate", "no closed position")
+        why.setdefault("expectancy", "no closed position")
+    if summary.get("profit_factor") is None:
+        why.setdefault("profit_factor", "no losing closed position (or none closed)")
+    summary.update(
+        final_equity=final,
+        pnl=pnl,
+        return_pct=pnl / start * 100.0 if start else None,
+        realized_pnl=pnl - unrealized,
+        unrealized_pnl=unrealized,
+        open_positions=open_positions,
+        basis=BASIS,
+        unavailable={k: v for k, v in why.items() if summary.get(k) is None},
+    )
+
+
 def combine_venues(per_venue: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Totals over several venues' summaries (counts, balances, PnL; return on the total)."""
     keys = (
-        "orders",
-        "fills",
-        "positions",
+        "orders_rejected",
+        "orders_denied",
         "pnl",
+        "realized_pnl",
+        "unrealized_pnl",
+        "final_equity",
         "commissions",
         "starting_balance",
         "ending_balance",
-        "bars",
     )
     out: dict[str, Any] = {k: sum((v.get(k) or 0) for v in per_venue.values()) for k in keys}
+    first = next(iter(per_venue.values()), {})
+    for k in ("bars", "orders", "fills", "positions"):  # engine-wide already: not summed
+        out[k] = first.get(k)
     start = out["starting_balance"]
     out["return_pct"] = 100.0 * out["pnl"] / start if start else None
+    out["basis"] = BASIS
+    reasons = [r for v in per_venue.values() for r in v.get("rejection_reasons") or []]
+    out["rejection_reasons"] = sorted(reasons, key=lambda r: -r["count"])[:3]
     return out

@@ -103,7 +103,10 @@ def run_task(
         summary["status"] = "ok"
     except NtraderError as exc:
         code = exc.exit_code
-        summary["status"] = "failed"
+        summary.update(getattr(exc, "result", None) or {})  # what an incomplete run produced
+        summary["status"] = getattr(exc, "status", "failed")
+        if getattr(exc, "problems", None):
+            summary["problems"] = exc.problems  # type: ignore[attr-defined]
         summary["error"] = {"kind": exc.kind, "message": str(exc), "hint": exc.hint}
         logger.error(f"{exc.kind}: {exc}")
         if exc.hint:
