@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from loguru import logger
 
 from ntrader.backtest import (
     SHARPE,
@@ -225,27 +224,6 @@ def test_no_trades_still_writes_valid_files(tmp_path: Path) -> None:
     assert s["ending_balance"] == s["starting_balance"] == account["total"].iloc[0]
     assert s["win_rate"] is None and s["profit_factor"] is None and s["sharpe"] is None
     json.dumps(s, allow_nan=False)
-
-
-def test_tearsheet_failure_is_a_warning(tmp_path: Path, catalog, monkeypatch) -> None:
-    import nautilus_trader.analysis.tearsheet as tearsheet_module
-
-    def broken(*args: Any, **kwargs: Any) -> None:
-        Path(kwargs["output_path"]).write_text("partial")
-        raise RuntimeError("plotly exploded")
-
-    monkeypatch.setattr(tearsheet_module, "create_tearsheet", broken)
-    cat, bar_type = make_catalog(tmp_path / "c", "AAPL", dt.date(2024, 3, 1), dt.date(2024, 3, 1))
-    engine, venue = run_engine(cat, bar_type, run_analysis=False)
-    messages: list[str] = []
-    sink = logger.add(lambda m: messages.append(str(m)), level="WARNING")
-    try:
-        files = write_reports(engine, venue, tmp_path / "out")
-    finally:
-        logger.remove(sink)
-    assert "tearsheet" not in files and set(files) == {*CSVS, "equity"}
-    assert not (tmp_path / "out" / "tearsheet.html").exists()
-    assert any("plotly exploded" in m for m in messages)
 
 
 def test_optional_outputs_can_be_skipped(tmp_path: Path, run) -> None:

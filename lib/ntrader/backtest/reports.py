@@ -1,4 +1,4 @@
-"""A backtest run folder's outputs: CSV reports, an equity PNG and NautilusTrader's tearsheet.
+"""A backtest run folder's outputs: CSV reports, an equity PNG and the HTML tearsheet.
 
 ``write_reports`` writes, from a finished ``BacktestEngine``:
 
@@ -8,15 +8,19 @@
 * ``positions.csv`` — ``generate_positions_report()`` (positions + NETTING snapshots, one row per
   position cycle; ``is_snapshot`` marks the snapshots);
 * ``orders.csv`` — ``generate_orders_report()``; ``account.csv`` — ``generate_account_report``;
-* ``equity.png`` — equity and drawdown panels (matplotlib Agg canvas, no display needed);
-* ``tearsheet.html`` — NautilusTrader's plotly tearsheet (skipped with a warning if it fails).
+* ``equity.png`` — equity (in the account currency) and drawdown panels under a headline from
+  the summary (matplotlib Agg canvas, no display needed);
+* ``tearsheet.html`` — ntrader's own plotly page (:mod:`ntrader.backtest.tearsheet`) from the
+  same summary and equity curve (skipped with a warning if it fails).
 
 A report without rows is still a CSV with the header Nautilus uses when it has rows. The numbers
-of ``summary.json`` come from :mod:`ntrader.backtest.summary`.
+of ``summary.json`` come from :mod:`ntrader.backtest.summary`; pass them as ``summary=`` so that
+the pictures show the same ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,10 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.model.identifiers import Venue
 
 from ntrader.backtest.analysis import ensure_statistics
-from ntrader.backtest.performance import drawdown_pct, equity_series
+from ntrader.backtest.performance import account_currency, drawdown_pct, equity_series
+from ntrader.backtest.tearsheet import headline
+from ntrader.errors import InputError
+from ntrader.sessions import calendar_for_venue, calendar_timezone
 
 # Headers of the reports as Nautilus 1.231.0 writes them when they have rows (index first).
 EMPTY_HEADERS: dict[str, list[str]] = {
@@ -151,10 +158,42 @@ def write_csv(frame: pd.DataFrame, path: Path, name: str) -> None:
     frame.to_csv(path)
 
 
-def write_equity_png(equity: pd.Series, path: Path, title: str = "") -> None:
-    """Equity (top) and drawdown (bottom) as a PNG, drawn on an Agg canvas (headless)."""
+def _venue_calendar(venue: Venue) -> str | None:
+    """The exchange calendar of ``venue`` (``None`` for a venue without one, e.g. ``SIM``)."""
+    try:
+        return calendar_for_venue(venue.value)
+    except InputError:
+        return None
+
+
+def equity_headline(summary: Mapping[str, Any] | None) -> str:
+    """One line of the summary — return, max drawdown, Sharpe — as the tearsheet shows them."""
+    if not summary:
+        return ""
+    shown = {item["key"]: item["text"] for item in headline(summary)}
+    return (
+        f"Return {shown['return_pct']} · max drawdown {shown['max_drawdown_pct']} · "
+        f"Sharpe {shown['sharpe']}"
+    )
+
+
+def write_equity_png(
+    equity: pd.Series,
+    path: Path,
+    title: str = "",
+    *,
+    currency: str = "",
+    headline: str = "",
+    tz: str = "UTC",
+) -> None:
+    """Equity (top) and drawdown (bottom) as a PNG, drawn on an Agg canvas (headless).
+
+    ``currency`` labels the equity axis (tick labels with thousands separators); ``headline``
+    is a line under the title (:func:`equity_headline`); times are shown in ``tz``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, PercentFormatter
 
     fig = Figure(figsize=(11, 6.5), dpi=100)
     FigureCanvasAgg(fig)
@@ -162,36 +201,67 @@ def write_equity_png(equity: pd.Series, path: Path, title: str = "") -> None:
     if equity.empty:
         ax_eq.text(0.5, 0.5, "no account data", ha="center", va="center", transform=ax_eq.transAxes)
     else:
-        x = pd.DatetimeIndex(equity.index).tz_convert(None)
+        x = pd.DatetimeIndex(equity.index).tz_convert(tz).tz_localize(None)
         dd = drawdown_pct(equity)
         ax_eq.step(x, equity.to_numpy(), where="post", lw=1.0, color="tab:blue")
         ax_dd.fill_between(x, dd.to_numpy(), 0.0, step="post", color="tab:red", alpha=0.4)
         ax_dd.step(x, dd.to_numpy(), where="post", lw=0.8, color="tab:red")
-    ax_eq.set_ylabel("equity")
+        locator = AutoDateLocator()
+        ax_dd.xaxis.set_major_locator(locator)
+        ax_dd.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    span = float(equity.max() - equity.min()) if len(equity) else 0.0
+    decimals = 0 if span >= 50 else 2  # a nearly flat curve needs cents to tell ticks apart
+    ax_eq.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.{decimals}f}"))
+    ax_dd.yaxis.set_major_formatter(PercentFormatter(100.0))
+    ax_eq.set_ylabel(f"equity ({currency})" if currency else "equity")
     ax_eq.grid(alpha=0.3)
-    ax_dd.set_ylabel("drawdown %")
-    ax_dd.set_xlabel("UTC")
+    ax_dd.set_ylabel("drawdown")
+    ax_dd.set_xlabel(tz)
     ax_dd.grid(alpha=0.3)
-    ax_eq.set_title(title or "Equity and drawdown")
-    fig.autofmt_xdate()
+    fig.suptitle(title or "Equity and drawdown", fontsize=12)
+    if headline:
+        ax_eq.set_title(headline, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, format="png")
 
 
-def write_tearsheet(engine: BacktestEngine, path: Path, title: str = "") -> bool:
-    """Nautilus' plotly tearsheet; on any failure log a warning, leave no file, return False."""
+def write_tearsheet(
+    path: Path,
+    *,
+    equity: pd.Series,
+    summary: Mapping[str, Any] | None,
+    positions: pd.DataFrame | None,
+    title: str = "",
+    calendar: str | None = None,
+) -> bool:
+    """ntrader's tearsheet (:func:`ntrader.backtest.tearsheet.write_tearsheet`); on any failure
+    log a warning, leave no file, return False."""
     try:
-        from nautilus_trader.analysis.tearsheet import create_tearsheet
+        from ntrader.backtest.tearsheet import write_tearsheet as write_page
 
-        kwargs: dict[str, Any] = {"title": title} if title else {}
-        create_tearsheet(engine, output_path=str(path), **kwargs)
+        write_page(
+            path,
+            equity=equity,
+            summary=summary,
+            positions=positions,
+            title=title,
+            calendar=calendar,
+        )
         if not path.exists() or path.stat().st_size == 0:
-            raise RuntimeError("create_tearsheet wrote no file")
+            raise RuntimeError("the tearsheet writer wrote no file")
         return True
     except Exception as exc:
         logger.warning(f"tearsheet not written: {type(exc).__name__}: {exc}")
-        path.unlink(missing_ok=True)
+        if path.is_file():  # no half-written page
+            path.unlink()
         return False
+
+
+def _venue_positions(positions: pd.DataFrame | None, venue: Venue) -> pd.DataFrame | None:
+    """The rows of ``venue``'s instruments (the report holds every venue's positions)."""
+    if positions is None or positions.empty or "instrument_id" not in positions:
+        return positions
+    return positions[positions["instrument_id"].astype(str).str.endswith(f".{venue}")]
 
 
 def write_reports(
@@ -204,27 +274,46 @@ def write_reports(
     title: str = "",
     equity: pd.Series | None = None,
     frames: dict[str, pd.DataFrame] | None = None,
+    summary: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """Write the run folder outputs for ``venue``; returns ``{name: path}`` of files written.
 
-    ``equity``: the curve to plot (e.g. daily mark-to-market); default :func:`equity_series`.
-    ``frames``: the reports if already generated (:func:`generate_reports`).
+    ``equity``: the curve to plot (e.g. daily mark-to-market, first point the starting
+    balance); default :func:`equity_series`. ``frames``: the reports if already generated
+    (:func:`generate_reports`). ``summary``: the venue's summary (``summary.json``'s
+    ``result``), whose numbers the PNG's headline and the tearsheet show; without it they show
+    none (the tearsheet says "n/a").
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ensure_statistics(engine, venue)
     written: dict[str, str] = {}
-    for name, frame in (frames if frames is not None else generate_reports(engine, venue)).items():
+    reports = frames if frames is not None else generate_reports(engine, venue)
+    for name, frame in reports.items():
         path = out_dir / f"{name}.csv"
         write_csv(frame, path, name)
         written[name] = str(path)
+    if not (equity_png or tearsheet):
+        return written
+    curve = equity if equity is not None else equity_series(engine, venue)
+    calendar = _venue_calendar(venue)
     if equity_png:
         path = out_dir / "equity.png"
-        curve = equity if equity is not None else equity_series(engine, venue)
-        write_equity_png(curve, path, title)
+        currency = str((summary or {}).get("currency") or account_currency(engine, venue).code)
+        write_equity_png(
+            curve,
+            path,
+            title,
+            currency=currency,
+            headline=equity_headline(summary),
+            tz=calendar_timezone(calendar) if calendar else "UTC",
+        )
         written["equity"] = str(path)
     if tearsheet:
         path = out_dir / "tearsheet.html"
-        if write_tearsheet(engine, path, title):
+        positions = _venue_positions(reports.get("positions"), venue)
+        if write_tearsheet(
+            path, equity=curve, summary=summary, positions=positions, title=title, calendar=calendar
+        ):
             written["tearsheet"] = str(path)
     return written

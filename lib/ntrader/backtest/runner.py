@@ -236,6 +236,7 @@ def run_backtest(
                     title=f"{spec.strategy.name} · {spec.names}",
                     equity=equity,
                     frames=frames,
+                    summary=per_venue[str(first)],
                 )
         if files:
             logger.info(f"reports: {', '.join(sorted(files))} ({t['reports']:.2f} s)")
