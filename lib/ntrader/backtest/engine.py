@@ -25,6 +25,7 @@ from ntrader.backtest.analysis import (
 from ntrader.backtest.checks import account_errors
 from ntrader.backtest.data import LoadedData
 from ntrader.backtest.fees import IbkrFixedFeeModel
+from ntrader.backtest.nautilus_fixes import snapshot_unpickle_memo
 from ntrader.backtest.spec import BacktestSpec, StrategySpec
 from ntrader.errors import InputError, SystemFailure
 
@@ -109,7 +110,7 @@ def _make_strategy(s: StrategySpec, bar_type: BarType, tag: int | None) -> Any:
 def run_engine(engine: BacktestEngine) -> list[Exception]:
     """Run the engine; returns the account errors raised during the run (the last one stopped
     it, see :mod:`ntrader.backtest.checks`)."""
-    with account_errors() as errors:
+    with account_errors() as errors, snapshot_unpickle_memo():
         engine.run()
     if engine.iteration == 0 and not errors:  # BacktestNode would only log this
         raise SystemFailure(
