@@ -1,6 +1,7 @@
 """Public names of ``ntrader.importing`` (read by lazy_loader and by type checkers)."""
 
 from .importer import ImportReport as ImportReport
+from .importer import SpacingMismatch as SpacingMismatch
 from .importer import import_csv as import_csv
 from .reader import CsvResult as CsvResult
 from .reader import CsvSpec as CsvSpec

@@ -1,12 +1,23 @@
-"""CSV file -> catalog: parse and validate (``reader``), then write under the conflict mode."""
+"""CSV file -> catalog: parse and validate (``reader``), then write under the conflict mode.
+
+An import refuses rows spaced unlike its bar spec (``CsvSpec.check_spacing``): coarser rows pass
+only as a series with gaps the catalog already holds at the spec's spacing over the same range.
+Its errors suggest the ``make import …`` command that fixes them, complete and pasteable into a
+POSIX shell: CSV, SYMBOL, BAR, MODE, a CATALOG other than the default and the ``csv.*`` settings
+as ``ARGS`` (values quoted for the shell; ``ARGS`` is split as a shell splits words).
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from loguru import logger
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
@@ -14,10 +25,14 @@ from tqdm import tqdm
 
 from ntrader.catalog.catalog import Catalog, WriteResult
 from ntrader.catalog.inventory import iso
+from ntrader.catalog.store import resolve_location
 from ntrader.errors import InputError
+from ntrader.importing.columns import UnnamedTimestampColumn, hydra_value
 from ntrader.importing.reader import CsvSpec, read_csv_bars
+from ntrader.importing.validation import Spacing, describe_step, modal_step, spec_for_step
 from ntrader.instruments import bar_step, bar_type_for, make_equity, resolve_instrument_id
 
+DEFAULT_BAR = "1-MINUTE-LAST"  # conf/bars/minute.yaml: what `make import` uses without BAR=
 PROGRESS_MIN_BYTES = 20_000_000  # show progress bars (on a terminal) from ~400k rows up
 
 
@@ -86,22 +101,57 @@ def import_csv(
     if not isinstance(instrument_id, InstrumentId):
         instrument_id = resolve_instrument_id(instrument_id)
     bar_type = bar_type or bar_type_for(instrument_id, "1-MINUTE-LAST")
-    spec = spec or CsvSpec()
+    spec = csv_spec = spec or CsvSpec()
     csv_path = Path(path)
     if csv_path.exists() and not csv_path.is_file():
         raise InputError(f"not a file: {csv_path}", hint="give the path of a CSV file (CSV=…)")
     if not csv_path.is_file():
         raise InputError(f"CSV file not found: {csv_path}", hint="check the CSV=… path")
     step = bar_step(bar_type)
+    bar_spec = str(bar_type.spec)
+
+    def command(overrides: Mapping[str, object] | None = None, bar: str | None = None) -> str:
+        return make_import_command(
+            csv_path,
+            instrument_id,
+            bar or bar_spec,
+            catalog,
+            mode=mode,
+            spec=csv_spec,
+            price_precision=price_precision,
+            overrides=overrides,
+            show_bar=bar is not None,
+        )
+
+    def judge(spacing: Spacing) -> None:
+        verdict = spacing.verdict
+        if verdict in ("ok", "unknown"):
+            return
+        if verdict == "coarser" and _catalog_has_spacing(catalog, bar_type, spacing):
+            logger.info(
+                f"rows are {describe_step(spacing.step_ns or 0)} apart: read as {bar_spec} bars "
+                f"with gaps, as {bar_type} already holds bars {describe_step(spacing.expected_ns)} "
+                "apart over the same range"
+            )
+            return
+        raise _spacing_error(csv_path, spacing, bar_spec, command)
+
     size = csv_path.stat().st_size
     show = sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES
     progress = tqdm(
         total=size, unit="B", unit_scale=True, desc=f"parse {csv_path.name}", disable=not show
     )
     with progress:
-        parsed = read_csv_bars(
-            csv_path, bar_interval_ns=step.interval_ns, calendar_days=step.calendar_days, spec=spec
-        )
+        try:
+            parsed = read_csv_bars(
+                csv_path,
+                bar_interval_ns=step.interval_ns,
+                calendar_days=step.calendar_days,
+                spec=spec,
+                on_spacing=judge if spec.check_spacing else None,
+            )
+        except UnnamedTimestampColumn as exc:
+            raise InputError(exc.message, hint=f"{exc.advice}: {command(exc.overrides)}") from None
         progress.update(size)
     bars = parsed.bars
     logger.info(
@@ -131,3 +181,140 @@ def import_csv(
         ignored_columns=list(parsed.ignored_columns),
         write=result,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# spacing
+
+
+class SpacingMismatch(InputError):
+    """The rows are spaced unlike the bar spec (``spacing``); ``suggested`` is the bar spec of
+    their spacing, None when no spec has that step."""
+
+    def __init__(self, message: str, hint: str, spacing: Spacing, suggested: str | None) -> None:
+        super().__init__(message, hint)
+        self.spacing = spacing
+        self.suggested = suggested
+
+
+def _catalog_has_spacing(catalog: Catalog, bar_type: BarType, spacing: Spacing) -> bool:
+    """The catalog already holds ``bar_type`` over the rows' range at the spec's spacing: the
+    coarser rows are that series with gaps (a patch), not bars of another size."""
+    held = catalog.read_ts_event(bar_type, spacing.first_ns, spacing.last_ns)
+    step, count, counts = modal_step(np.unique(held))
+    expected = spacing.expected_ns
+    return step is not None and (step == expected or 2 * counts.get(expected, 0) >= count)
+
+
+def _spacing_error(
+    path: Path, spacing: Spacing, bar_spec: str, command: Callable[..., str]
+) -> SpacingMismatch:
+    rows = describe_step(spacing.step_ns or 0)
+    suggested = spec_for_step(spacing.step_ns or 0, bar_spec.rsplit("-", 1)[1])
+    skip = '(ARGS="csv.check_spacing=false" imports them as they are)'
+    if suggested is not None:
+        return SpacingMismatch(
+            f"{path}: rows are {rows} apart but BAR is {bar_spec}; use BAR={suggested} {skip}",
+            f"import them as {suggested} bars: {command(bar=suggested)}",
+            spacing,
+            suggested,
+        )
+    return SpacingMismatch(
+        f"{path}: rows are {rows} apart but BAR is {bar_spec}, and no bar spec has that step "
+        f"(whole seconds, minutes, hours or days) {skip}",
+        "check the file's timestamps; to import the rows as they are: "
+        + command({"csv.check_spacing": False}),
+        spacing,
+        None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the `make import` command an error suggests
+
+
+def _word(key: str, value: object) -> str:
+    """One override as a word of ``ARGS`` (shlex-split by make_args): ``key=value``."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int):
+        text = str(value)
+    else:
+        text = hydra_value(str(value))
+    word = f"{key}={text}"
+    if text == "''" or shlex.quote(word) == word:
+        return word  # `k=''` splits to `k=`, which Hydra reads as the empty string too
+    if "'" not in word:
+        return f"'{word}'"
+    return shlex.quote(word)
+
+
+def args_text(overrides: Mapping[str, object]) -> str:
+    """``ARGS=…`` for a shell, or "" when there are no overrides."""
+    if not overrides:
+        return ""
+    text = " ".join(_word(k, v) for k, v in overrides.items())
+    if "!" in text:  # bash history expansion: only single quotes keep a `!`
+        return f"ARGS={shlex.quote(text)}"
+    return 'ARGS="' + re.sub(r'(["$`\\])', r"\\\1", text) + '"'
+
+
+def spec_overrides(spec: CsvSpec, price_precision: int | None = None) -> dict[str, object]:
+    """The ``csv.*`` (and ``price_precision``) overrides that reproduce ``spec`` under
+    conf/import_csv.yaml (whose ``csv.check_spacing`` is true)."""
+    default = CsvSpec()
+    out: dict[str, object] = {}
+    if spec.tz != default.tz:
+        out["csv.tz"] = spec.tz
+    if spec.label != default.label:
+        out["csv.label"] = spec.label
+    for role, header in spec.columns.items():
+        out[f"csv.columns.{role}"] = header
+    for name in ("timestamp_format", "epoch_unit", "delimiter"):
+        if getattr(spec, name) is not None:
+            out[f"csv.{name}"] = getattr(spec, name)
+    if spec.max_errors != default.max_errors:
+        out["csv.max_errors"] = spec.max_errors
+    if price_precision is not None:
+        out["price_precision"] = int(price_precision)
+    if not spec.check_spacing:
+        out["csv.check_spacing"] = False
+    return out
+
+
+def _explicit_catalog(catalog: Catalog) -> str | None:
+    """The catalog's location when it is not the one `make import` uses without CATALOG=."""
+    default = resolve_location(None)
+    if not default.startswith("s3://"):
+        default = str(Path(default.removeprefix("file://")).expanduser().absolute())
+    return None if catalog.url == default else catalog.url
+
+
+def make_import_command(
+    csv_path: str | os.PathLike[str],
+    instrument_id: object,
+    bar_spec: str,
+    catalog: Catalog,
+    *,
+    mode: str = "skip",
+    spec: CsvSpec,
+    price_precision: int | None = None,
+    overrides: Mapping[str, object] | None = None,
+    show_bar: bool = False,
+) -> str:
+    """``make import CSV=… SYMBOL=… [BAR=…] [MODE=…] [CATALOG=…] [ARGS="…"]`` for this import,
+    ``overrides`` (config key -> value) replacing or adding to the spec's; BAR is shown when it
+    is not the default or ``show_bar``."""
+    words = ["make", "import", f"CSV={shlex.quote(str(csv_path))}"]
+    words.append(f"SYMBOL={shlex.quote(str(instrument_id))}")
+    if show_bar or bar_spec != DEFAULT_BAR:
+        words.append(f"BAR={shlex.quote(bar_spec)}")
+    if mode != "skip":
+        words.append(f"MODE={shlex.quote(mode)}")
+    where = _explicit_catalog(catalog)
+    if where is not None:
+        words.append(f"CATALOG={shlex.quote(where)}")
+    args = args_text({**spec_overrides(spec, price_precision), **(overrides or {})})
+    if args:
+        words.append(args)
+    return " ".join(words)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,24 @@ import pyarrow.csv as pacsv
 
 from ntrader.catalog.barframe import BarFrame
 from ntrader.errors import CsvValidationError, InputError
-from ntrader.importing.columns import ALIASES, PRICE_ROLES, read_header, resolve_columns
+from ntrader.importing.columns import (
+    ALIASES,
+    PRICE_ROLES,
+    column_label,
+    column_probe,
+    read_header,
+    resolve_columns,
+)
 from ntrader.importing.timestamps import EPOCH_MULT, parse_timestamps
-from ntrader.importing.validation import MAX_PRECISION, Problems, check_order, check_prices, show
+from ntrader.importing.validation import (
+    MAX_PRECISION,
+    Problems,
+    Spacing,
+    check_order,
+    check_prices,
+    measure_spacing,
+    show,
+)
 from ntrader.sessions import local_of, localize
 
 __all__ = ["ALIASES", "CsvResult", "CsvSpec", "read_csv_bars"]
@@ -48,6 +63,9 @@ class CsvSpec:
     price_precision: int | None = None  # None = infer (max decimals seen, cap 9)
     size_precision: int | None = None  # None = infer from volume column (cap 9)
     max_errors: int = 20  # how many problems to list
+    # import_csv: refuse rows spaced unlike the bar spec (daily rows as 1-minute bars …), from
+    # Python as from `make import` (csv.check_spacing); False imports the rows as they are
+    check_spacing: bool = True
 
     @classmethod
     def from_config(cls, csv: Mapping[str, Any], price_precision: int | None = None) -> CsvSpec:
@@ -61,6 +79,7 @@ class CsvSpec:
             delimiter=csv["delimiter"],
             max_errors=int(csv["max_errors"]),
             price_precision=price_precision,
+            check_spacing=bool(csv.get("check_spacing", True)),
         )
 
 
@@ -68,7 +87,7 @@ class CsvSpec:
 class CsvResult:
     bars: BarFrame  # validated, strictly increasing ts_event (bar CLOSE, UTC ns int64)
     rows_read: int
-    columns: dict[str, str]  # role -> header actually used
+    columns: dict[str, str]  # role -> header actually used ("(unnamed column N)" if blank)
     ignored_columns: list[str]
 
 
@@ -225,6 +244,7 @@ def read_csv_bars(
     bar_interval_ns: int,
     calendar_days: int = 0,
     spec: CsvSpec = CsvSpec(),
+    on_spacing: Callable[[Spacing], None] | None = None,
 ) -> CsvResult:
     """Read, parse and validate one CSV file of OHLCV bars.
 
@@ -232,12 +252,16 @@ def read_csv_bars(
     timestamp (for DAY bars, ``calendar_days > 0``, it is local midnight of the timestamp's local
     date + ``calendar_days``); ``label="close"`` keeps the timestamp. Raises ``InputError`` for
     file-level problems and ``CsvValidationError`` listing (line, message) problems otherwise.
+    ``on_spacing`` (``import_csv`` passes one when ``spec.check_spacing``) is called with the
+    rows' :class:`~ntrader.importing.validation.Spacing` before the problems are raised, so its
+    error (a wrong bar spec explains duplicate timestamps) comes first.
     """
     _check_args(spec, bar_interval_ns, calendar_days)
     path = Path(path)
     data = _read_bytes(path)
     names, delim = read_header(data, path, spec.delimiter)
-    roles, ignored = resolve_columns(names, spec.columns, path, delim)
+    probe = column_probe(data, delim, spec.timestamp_format, spec.epoch_unit)
+    roles, ignored = resolve_columns(names, spec.columns, path, delim, probe)
     used = sorted(set(roles.values()))
     raw = _read_table(data, path, names, delim, used)
     table = raw.table
@@ -270,7 +294,7 @@ def read_csv_bars(
     for line, message in raw.bad_rows:
         problems.add(line, message)
     problems.add_mask(blank, lines, lambda i: "blank line")
-    headers = {role: names[i] for role, i in roles.items()}
+    headers = {role: column_label(names, i) for role, i in roles.items()}
 
     # numbers
     ohlcv = check_prices(
@@ -355,6 +379,10 @@ def read_csv_bars(
     # order: ascending, or newest-first throughout (the majority direction decides)
     descending = check_order(ts_event, ts_ok, ts_strings, lines, problems)
 
+    if on_spacing is not None:  # on the local wall clock: daily rows are whole days apart
+        wall = raw_ns if not parsed.aware else local_of(np.where(ts_ok, utc, 0), tz)
+        on_spacing(measure_spacing(wall[ts_ok], ts_event[ts_ok], bar_interval_ns, calendar_days))
+
     if problems.total:
         listed = problems.listed()
         raise CsvValidationError(
@@ -382,6 +410,6 @@ def read_csv_bars(
     return CsvResult(
         bars=bars,
         rows_read=rows_read,
-        columns={role: names[i] for role, i in roles.items()},
+        columns=headers,
         ignored_columns=ignored,
     )

@@ -8,6 +8,7 @@ format. The time zone conversions between local wall-clock and UTC ns live in ``
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ import pyarrow.compute as pc
 
 from ntrader.errors import InputError
 
-__all__ = ["EPOCH_MULT", "ParsedTimestamps", "parse_timestamps"]
+__all__ = ["EPOCH_MULT", "ParsedTimestamps", "parse_timestamps", "timestamp_kind"]
 
 EPOCH_MULT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
@@ -236,3 +237,29 @@ def parse_timestamps(
         return ParsedTimestamps(ns, ok, aware, desc)
     ns, ok, aware = _parse_format(strings, detail)
     return ParsedTimestamps(ns, ok, aware, f"format {detail!r}" if detail else "no known format")
+
+
+# Epoch values before this instant are taken for row numbers or ids, not timestamps.
+_EPOCH_FLOOR_NS = 31_536_000 * 1_000_000_000  # 1971-01-01
+
+
+def timestamp_kind(
+    values: list[str], timestamp_format: str | None = None, epoch_unit: str | None = None
+) -> str | None:
+    """What a sample of a column's cells holds: ``"datetime"`` (dates or date-times: ISO 8601,
+    a known layout, compact ``YYYYMMDD``, ``timestamp_format``), ``"epoch"`` (integers that are
+    plausible epoch timestamps, not a row counter) or None (blank, anything else)."""
+    cells = [v.strip() for v in values if v and v.strip()]
+    if not cells:
+        return None
+    kind, _ = _detect_kind(cells, timestamp_format, epoch_unit)
+    parsed = parse_timestamps(pa.chunked_array([pa.array(cells)]), timestamp_format, epoch_unit)
+    if not bool(parsed.ok.all()):
+        return None
+    if kind != "epoch":
+        return "datetime"
+    if all(_INT_RE.fullmatch(c) for c in cells):
+        ints = [int(c) for c in cells]
+        if len(ints) > 1 and all(b - a == 1 for a, b in itertools.pairwise(ints)):
+            return None  # 0, 1, 2 … : a row counter (pandas RangeIndex)
+    return "epoch" if bool((parsed.ns >= _EPOCH_FLOOR_NS).all()) else None

@@ -3,6 +3,12 @@ precision checks, OHLC sanity checks and timestamp order checks.
 
 Every check adds (file line, message) problems to a :class:`Problems`; messages are built only for
 the first few rows of each kind, so a file with a million bad rows is still reported quickly.
+
+The rows' spacing against the bar spec (:func:`measure_spacing`, a :class:`Spacing`): a daily
+file imported as 1-minute bars, or 5-minute rows as 1-minute bars, gets the wrong bar close (too
+early: look-ahead). The modal step between consecutive rows, on the local wall clock (daily rows
+stay whole days apart across DST), is the bar size: overnight and weekend jumps and a few missing
+bars do not change it. Fewer than :data:`MIN_ROWS` rows cannot be judged and pass.
 """
 
 from __future__ import annotations
@@ -15,10 +21,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ntrader.importing.columns import PRICE_ROLES
+from ntrader.symbols import MAX_STEP
 
-__all__ = ["MAX_PRECISION", "Ohlcv", "Problems", "check_order", "check_prices", "show"]
+__all__ = [
+    "MAX_PRECISION",
+    "MIN_ROWS",
+    "Ohlcv",
+    "Problems",
+    "Spacing",
+    "check_order",
+    "check_prices",
+    "describe_step",
+    "measure_spacing",
+    "modal_step",
+    "show",
+    "spec_for_step",
+]
 
 MAX_PRECISION = 9
+SECOND_NS = 1_000_000_000
+DAY_NS = 86_400 * SECOND_NS
 
 _NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 
@@ -249,3 +271,97 @@ def check_order(
     problems.add_mask(diff == 0, after_lines, dup_msg)
     problems.add_mask((diff > 0) if descending else (diff < 0), after_lines, order_msg)
     return descending
+
+
+# --------------------------------------------------------------------------------------------
+# spacing
+
+MIN_ROWS = 3  # distinct timestamps needed to judge the spacing (two steps)
+
+_UNITS = (
+    ("DAY", DAY_NS),
+    ("HOUR", 3_600 * SECOND_NS),
+    ("MINUTE", 60 * SECOND_NS),
+    ("SECOND", SECOND_NS),
+)
+
+
+@dataclass(frozen=True)
+class Spacing:
+    """How far apart a file's rows are, and the step the bar spec expects.
+
+    ``verdict``: ``unknown`` (too few rows), ``ok``, ``finer`` (rows closer than a bar),
+    ``coarser`` (a whole multiple of an intraday bar below a day, or of a DAY bar: bars of that
+    size, or that series with gaps) or ``mismatch`` (neither: rows a day or more apart as
+    intraday bars, or no multiple of the bar)."""
+
+    step_ns: int | None  # the modal step between consecutive distinct rows, None if unjudged
+    step_count: int  # how many steps have that length
+    expected_ns: int  # the bar's length (DAY bars: calendar days x 24 h)
+    expected_count: int  # how many steps have the bar's length
+    daily: bool  # the bar spec is a DAY spec
+    rows: int  # distinct valid timestamps
+    first_ns: int  # ts_event range of those rows (UTC ns; 0 when there are none)
+    last_ns: int
+
+    @property
+    def verdict(self) -> str:
+        step, expected = self.step_ns, self.expected_ns
+        if step is None:
+            return "unknown"
+        if step == expected or 2 * self.expected_count >= self.step_count:
+            return "ok"
+        if step < expected:
+            return "finer"
+        if step % expected == 0 and (self.daily or step < DAY_NS):
+            return "coarser"
+        return "mismatch"
+
+
+def modal_step(stamps: np.ndarray) -> tuple[int | None, int, dict[int, int]]:
+    """(modal step, its count, step -> count) of sorted distinct ``stamps``; the shortest step
+    wins a tie. None when fewer than :data:`MIN_ROWS` stamps."""
+    if stamps.size < MIN_ROWS:
+        return None, 0, {}
+    values, counts = np.unique(np.diff(stamps), return_counts=True)
+    i = int(np.argmax(counts))  # first maximum = the shortest of the most common steps
+    return int(values[i]), int(counts[i]), dict(zip(values.tolist(), counts.tolist(), strict=True))
+
+
+def measure_spacing(
+    local_ns: np.ndarray, ts_event: np.ndarray, bar_interval_ns: int, calendar_days: int
+) -> Spacing:
+    """The spacing of rows stamped ``local_ns`` (local wall-clock ns of the VALID rows, any
+    order, duplicates allowed) whose bars close at ``ts_event``."""
+    stamps = np.unique(np.asarray(local_ns, dtype=np.int64))
+    expected = calendar_days * DAY_NS if calendar_days > 0 else int(bar_interval_ns)
+    step, count, counts = modal_step(stamps)
+    events = np.asarray(ts_event, dtype=np.int64)
+    return Spacing(
+        step_ns=step,
+        step_count=count,
+        expected_ns=expected,
+        expected_count=counts.get(expected, 0),
+        daily=calendar_days > 0,
+        rows=int(stamps.size),
+        first_ns=int(events.min()) if events.size else 0,
+        last_ns=int(events.max()) if events.size else 0,
+    )
+
+
+def describe_step(step_ns: int) -> str:
+    """``1 day``, ``5 minutes``, ``90 seconds``, ``2.5 seconds``: the largest whole unit."""
+    for name, unit in _UNITS:
+        if step_ns % unit == 0:
+            n = step_ns // unit
+            return f"{n} {name.lower()}{'s' if n != 1 else ''}"
+    return f"{step_ns / SECOND_NS:g} seconds"
+
+
+def spec_for_step(step_ns: int, price_type: str) -> str | None:
+    """The bar spec of bars ``step_ns`` long (``1-DAY-LAST``), None when no spec has that
+    step (not whole seconds, or more than MAX_STEP of every unit it divides)."""
+    for name, unit in _UNITS:
+        if step_ns % unit == 0 and 1 <= step_ns // unit <= MAX_STEP:
+            return f"{step_ns // unit}-{name}-{price_type}"
+    return None
