@@ -148,6 +148,9 @@ class Sizes:
     sweep_ends: tuple[dt.date, dt.date]  # dates.end of the sweep (x 2 fast x 2 slow EMAs)
     fetch_range: tuple[dt.date, dt.date]  # RTH 1-min bars of one symbol from the TWS simulator
     migrate_rows: int  # 1-min rows per symbol of the legacy PostgreSQL table (x 10 symbols)
+    netting_symbols: tuple[int, ...] = (1, 2)  # NETTING vs HEDGING backtests over N symbols
+    netting_range: tuple[dt.date, dt.date] = (dt.date(2024, 1, 2), dt.date(2024, 1, 31))
+    netting_plain_max: int = 2  # Nautilus' NETTING without the workaround: up to N symbols
 
 
 FULL = Sizes(
@@ -162,6 +165,9 @@ FULL = Sizes(
     sweep_ends=(dt.date(2024, 6, 28), dt.date(2024, 12, 31)),
     fetch_range=(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),  # 252 sessions
     migrate_rows=500_000,  # 5M rows; the doubled table 10M
+    netting_symbols=(1, 2, 5, 20),
+    netting_range=(dt.date(2024, 1, 2), dt.date(2024, 12, 31)),
+    netting_plain_max=2,  # 2 symbols x 1 year already takes ~4 cpu-minutes
 )
 QUICK = Sizes(
     import_days=14,

@@ -2,8 +2,8 @@
 
     python bench/run.py                      # everything (~5 min on 2 cores)
     python bench/run.py --only import,load   # a selection of: import, load, scan, scale,
-                                             #   check, backtest, sweep, launchers, fetch,
-                                             #   migrate
+                                             #   check, backtest, netting, sweep, launchers,
+                                             #   fetch, migrate
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
 
@@ -51,6 +51,7 @@ from bench import (
     import_bench,
     load_bench,
     migrate_bench,
+    netting_bench,
     scale_bench,
     scan_bench,
     sweep_bench,
@@ -76,6 +77,7 @@ BENCHES: dict[str, Callable[[Context], None]] = {
     "scale": scale_bench.bench_scale,
     "check": check_bench.bench_check,
     "backtest": backtest_bench.bench_backtest,
+    "netting": netting_bench.bench_netting,
     "sweep": sweep_bench.bench_sweep,
     "launchers": sweep_launcher_bench.bench_launchers,
     "fetch": fetch_bench.bench_fetch,

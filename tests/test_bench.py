@@ -18,6 +18,7 @@ AREAS = [
     "scale",
     "check",
     "backtest",
+    "netting",
     "sweep",
     "launchers",
     "fetch",
