@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from ntrader import runs
 from ntrader.catalog import Catalog, list_catalog, record, render_listing
+from ntrader.ibkr import nodata
 from ntrader.instruments import bar_type_for, resolve_instrument_id
 from ntrader.quality import check_bar_type
 from ntrader.sessions import parse_day
@@ -27,6 +28,9 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     if cfg.symbol:
         iid = resolve_instrument_id(cfg.symbol, inst.default_venue, inst.venues)
         bar_type = bar_type_for(iid, cfg.bars.spec)
+    if cfg.repair or bar_type is None:  # a reader: a catalog that does not exist is an error
+        sym = None if bar_type is None else str(bar_type.instrument_id)
+        catalog.require_exists(sym, str(cfg.bars.spec))  # (check: after its arguments)
     if cfg.repair:
         with ctx.step("repair"):
             moved = catalog.quarantine_corrupt([str(bar_type)] if bar_type else None)
@@ -41,7 +45,9 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         print(render_listing(rows, fmt, catalog.url))
         return {"catalog": catalog.url, "bar_types": rows}
     check, health = cfg.check, cfg.health
+    expiry = nodata.parse_expiry(cfg.ibkr.nodata_expiry_days)
     with ctx.step("check"):
+        answered = nodata.current(catalog, str(bar_type), expiry_days=expiry)
         report = check_bar_type(
             catalog,
             bar_type,
@@ -52,9 +58,13 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
             min_gap_bars=int(check.min_gap_bars),
             jump_threshold=float(health.jump_threshold),
             zero_volume_run=int(health.zero_volume_run),
+            no_data=answered,
+            nodata_expiry_days=expiry,
         )
     print(report.render(fmt, int(check.max_listed)))
-    ctx.counts.update(gaps=len(report.fill), health_issues=len(report.health))
+    ctx.counts.update(
+        gaps=len(report.fill), no_data=len(report.no_data), health_issues=len(report.health)
+    )
     if check.fail_on_gaps:
         report.raise_on_gaps()
     return {"catalog": catalog.url, "check": report.as_dict()}

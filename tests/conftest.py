@@ -39,6 +39,8 @@ def frame(minutes, price: float = 100.0, precision: int = 2, volume: float = 10.
 
 @pytest.fixture
 def catalog(tmp_path: Path) -> Catalog:
+    """An empty catalog (its directory exists: readers refuse a missing one)."""
+    (tmp_path / "catalog").mkdir()
     return Catalog(tmp_path / "catalog")
 
 

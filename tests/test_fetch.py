@@ -205,6 +205,7 @@ def test_a_second_fetch_on_the_same_catalog_is_refused(tmp_path):
 
 def test_backtest_auto_fetches_missing_sessions(run_script, tmp_path):
     root = tmp_path / "catalog"
+    root.mkdir()  # an empty catalog; a missing one is exit 1 (a mistyped CATALOG=), not a fetch
     with run_simulator() as sim:
         env = {"IBKR_HOST": "127.0.0.1", "IBKR_PORT": str(sim.port)}
         args = (
@@ -233,3 +234,49 @@ def test_extended_hours(run_script, tmp_path, hours, bars):
         )
     assert r.code == 0, r.stderr
     assert r.summary()["instruments"][0]["bars"] == bars
+
+
+def test_backtest_auto_fetch_waits_for_a_running_fetch(tmp_path):
+    """Another process holds the fetch lock: the backtest's auto-fetch says it waits, goes on
+    once the lock is free, and fetches what is still missing (instead of exit 4)."""
+    root = tmp_path / "catalog"
+    catalog = Catalog(root)
+    (root / ".ntrader").mkdir(parents=True)
+    lock = catalog.store.lock("fetch")
+    lock.acquire(timeout=0)
+    err = tmp_path / "stderr.txt"
+    with run_simulator() as sim:
+        env = {
+            **os.environ,
+            "NTRADER_RUNS": str(tmp_path / "runs"),
+            "IBKR_HOST": "127.0.0.1",
+            "IBKR_PORT": str(sim.port),
+        }
+        env.pop("NAUTILUS_PATH", None)
+        args = [
+            sys.executable,
+            str(REPO / "scripts" / "backtest.py"),
+            f"catalog.path={root}",
+            "symbol=AAPL",
+            "dates.start=2024-05-06",
+            "dates.end=2024-05-07",
+            "reports.tearsheet=false",
+            "reports.equity_png=false",
+        ]
+        with open(err, "w") as fh:
+            p = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=fh)
+        try:
+            deadline = time.monotonic() + 120
+            while "waiting up to" not in err.read_text() and p.poll() is None:
+                assert time.monotonic() < deadline, err.read_text()[-2000:]
+                time.sleep(0.1)
+            assert p.poll() is None, err.read_text()[-3000:]  # waiting, not failed
+            assert sim.requests == []  # nothing asked while the other fetch holds the lock
+            lock.release()
+            assert p.wait(timeout=180) == 0, err.read_text()[-3000:]
+        finally:
+            if p.poll() is None:
+                p.kill()
+    text = err.read_text()
+    assert "waiting up to 600 s for the fetch running on catalog" in text
+    assert "Fetched 780 bars from IBKR" in text

@@ -92,8 +92,9 @@ def test_check_reports_real_gaps_with_fill_commands(filled, run_script):
         ("missing sessions", "2024-06-05", "2024-06-05", "1 session"),
         ("missing bars", "2024-06-10T10:00", "2024-06-10T10:30", "30 bars"),
     ]
-    assert gaps[0]["command"] == (
+    assert gaps[0]["command"] == (  # complete for where it was printed: catalog and runs root
         "make fetch SYMBOLS=AAPL.NASDAQ START=2024-06-05 END=2024-06-05 BAR=1-MINUTE-LAST"
+        f" CATALOG={filled.root} RUNS={r.runs}"
     )
     assert rep["sessions"] == {"expected": 19, "present": 18, "missing": 1}  # 05-27 holiday
     assert rep["health"] == []

@@ -1,6 +1,7 @@
 """Public names of ``ntrader.backtest`` (read by lazy_loader and by type checkers)."""
 
 from .analysis import stats_equal as stats_equal
+from .autofetch import AutoFetch as AutoFetch
 from .data import LoadedData as LoadedData
 from .data import MissingData as MissingData
 from .data import check_and_load as check_and_load
@@ -12,7 +13,6 @@ from .performance import daily_equity as daily_equity
 from .performance import equity_series as equity_series
 from .performance import risk_metrics as risk_metrics
 from .reports import write_reports as write_reports
-from .runner import AutoFetch as AutoFetch
 from .runner import BacktestResult as BacktestResult
 from .runner import run_backtest as run_backtest
 from .spec import BacktestSpec as BacktestSpec

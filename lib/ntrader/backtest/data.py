@@ -18,13 +18,13 @@ from nautilus_trader.model.instruments import Instrument
 
 from ntrader.backtest.spec import BacktestSpec
 from ntrader.catalog.catalog import Catalog
-from ntrader.catalog.inventory import iso
+from ntrader.catalog.inventory import example_range, iso, make_command
 from ntrader.errors import DataError
 from ntrader.ibkr import nodata
 from ntrader.instruments import bar_step
 from ntrader.quality.checkup import fill_command
-from ntrader.quality.gaps import find_gaps
-from ntrader.sessions import calendar_for_venue, calendar_timezone, day_bounds_ns, sessions_between
+from ntrader.quality.gaps import find_gaps, split_ranges
+from ntrader.sessions import calendar_for_venue, calendar_timezone, day_bounds_ns
 
 
 @dataclass
@@ -57,8 +57,17 @@ class MissingData(DataError):
         self.complete = complete
 
 
-def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
-    """Verify every bar type's data over the range, then load instruments and bars."""
+def check_and_load(
+    catalog: Catalog,
+    spec: BacktestSpec,
+    *,
+    load: bool = True,
+    retry_nodata: bool = False,
+    nodata_expiry_days: float | None = nodata.DEFAULT_EXPIRY_DAYS,
+) -> LoadedData:
+    """Verify every bar type's data over the range, then load instruments and bars
+    (``load=False``: check only, the bar lists stay empty). Sessions IBKR answered "no data"
+    for (less than ``nodata_expiry_days`` ago, none with ``retry_nodata``) are not missing."""
     instruments: dict[InstrumentId, Instrument] = {}
     bars: dict[BarType, list[Bar]] = {}
     ranges: dict[str, tuple[dt.date, dt.date]] = {}
@@ -68,6 +77,9 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
     commands: list[str] = []
     fetchable: list[tuple[BarType, dt.date, dt.date]] = []
     all_fetchable = True  # False once a problem has no date range IBKR could be asked for
+    holes = False  # sessions missing in data that exists: data.allow_missing_sessions helps
+    url = catalog.url
+    catalog.require_exists(str(spec.bar_types[0].instrument_id), str(spec.bar_types[0].spec))
     for bt in spec.bar_types:
         iid = bt.instrument_id
         spec_str = str(bt.spec)
@@ -76,10 +88,11 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
         if inst is None or avail.rows == 0:
             what = "instrument" if inst is None else f"{spec_str} bars"
             problems.append(f"{iid}: no {what} in catalog {catalog.url}")
-            s = spec.start or "YYYY-MM-DD"
-            e = spec.end or "YYYY-MM-DD"
-            commands.append(f"make fetch SYMBOLS={iid} START={s} END={e} BAR={spec_str}")
-            commands.append(f"make import CSV=<file> SYMBOL={iid} BAR={spec_str}")
+            s, e = _fetch_range(spec, spec.calendar or calendar_for_venue(iid.venue.value))
+            commands.append(fill_command(str(iid), s, e, spec_str, url))
+            commands.append(
+                make_command("import", url, CSV="path/to/bars.csv", SYMBOL=iid, BAR=spec_str)
+            )
             if spec.start and spec.end:
                 fetchable.append((bt, spec.start, spec.end))
             else:
@@ -98,8 +111,8 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
                 f"{iid}: no {spec_str} bars between {spec.start or 'start'} and "
                 f"{spec.end or 'end'} (the catalog has {have})"
             )
+            commands.append(fill_command(str(iid), *_fetch_range(spec, cal), spec_str, url))
             if spec.start and spec.end:
-                commands.append(fill_command(str(iid), spec.start, spec.end, spec_str))
                 fetchable.append((bt, spec.start, spec.end))
             else:
                 all_fetchable = False
@@ -113,16 +126,19 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
             end=spec.end,
         )
         ranges[str(bt)] = (gaps.start or spec.start, gaps.end or spec.end)  # type: ignore[assignment]
-        known_empty = nodata.load(catalog, str(bt))  # IBKR said "no data" for these
-        missing = [
-            r
-            for r in gaps.missing_sessions
-            if not set(sessions_between(cal, r.first, r.last).date_list()) <= known_empty
-        ]
-        if len(missing) < len(gaps.missing_sessions):
+        answered = nodata.current(  # IBKR said "no data" for these
+            catalog, str(bt), expiry_days=nodata_expiry_days, retry=retry_nodata
+        )
+        missing, known = split_ranges(
+            gaps.missing_sessions, cal, {d for d, r in answered.items() if r.whole}
+        )
+        for r in known:
+            asked = sorted({answered[d].asked.date() for d in answered if r.first <= d <= r.last})
+            retry = fill_command(str(iid), r.first, r.last, spec_str, url, args=[RETRY])
             logger.warning(
-                f"{iid}: {len(gaps.missing_sessions) - len(missing)} missing session range(s) "
-                "have no data at IBKR (recorded by an earlier fetch): running without them"
+                f"{iid}: IB had no data on {r}, asked {asked[0]}"
+                + (f" .. {asked[-1]}" if len(asked) > 1 else "")
+                + f": running without it; ask again: {retry}"
             )
         if missing:
             listed = ", ".join(str(r) for r in missing[:10])
@@ -134,11 +150,14 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
                 logger.warning(msg + " (data.allow_missing_sessions=true: running anyway)")
             else:
                 problems.append(msg)
-                commands += [fill_command(str(iid), r.first, r.last, spec_str) for r in missing]
+                holes = True
+                commands += [
+                    fill_command(str(iid), r.first, r.last, spec_str, url) for r in missing
+                ]
                 fetchable += [(bt, r.first, r.last) for r in missing]
         if not problems:
             instruments[iid] = inst
-            bars[bt] = catalog.read_bars(bt, lo, hi)
+            bars[bt] = catalog.read_bars(bt, lo, hi) if load else []
             closes[str(iid)] = (frame.ts_event, frame.close)
     if problems:
         unique_cmds = list(dict.fromkeys(commands))
@@ -147,8 +166,41 @@ def check_and_load(catalog: Catalog, spec: BacktestSpec) -> LoadedData:
             hint="fill the data first:\n  "
             + "\n  ".join(unique_cmds[:20])
             + (f"\n  … {len(unique_cmds) - 20} more" if len(unique_cmds) > 20 else "")
-            + "\n(or data.allow_missing_sessions=true to run over the holes)",
+            + (_run_over_holes(spec, url) if holes else ""),
             fetchable=fetchable,
             complete=all_fetchable,
         )
     return LoadedData(instruments, bars, ranges, closes, tz)
+
+
+RETRY = "ibkr.retry_nodata=true"
+
+
+def _fetch_range(spec: BacktestSpec, calendar: str) -> tuple[dt.date, dt.date]:
+    """The backtest's range for a suggested fetch; an open end: the last completed sessions."""
+    first, last = example_range(calendar)
+    if spec.start and spec.end:
+        return spec.start, spec.end
+    if spec.start:
+        return spec.start, max(spec.start, last)
+    if spec.end:
+        return min(first, spec.end), spec.end
+    return first, last
+
+
+def _run_over_holes(spec: BacktestSpec, url: str) -> str:
+    """The hint's last line: the same backtest run over the missing sessions."""
+    allow = "data.allow_missing_sessions=true"
+    if len(spec.bar_types) != 1:
+        return f'\nor run over the holes: add ARGS="{allow}" to the make backtest command'
+    bt = spec.bar_types[0]
+    cmd = make_command(
+        "backtest",
+        url,
+        SYMBOL=bt.instrument_id,
+        START=spec.start,
+        END=spec.end,
+        BAR=bt.spec,
+        args=[allow],
+    )
+    return f"\nor run over the holes (with your STRATEGY=/ARGS= settings):\n  {cmd}"

@@ -24,6 +24,7 @@ import pandas as pd
 from loguru import logger
 from nautilus_trader.model.identifiers import Venue
 
+from ntrader.backtest.autofetch import AutoFetch
 from ntrader.backtest.checks import engine_stop, order_outcomes, problems
 from ntrader.backtest.data import LoadedData, MissingData, check_and_load
 from ntrader.backtest.engine import analyse, build_engine, run_engine
@@ -39,25 +40,7 @@ from ntrader.backtest.summary import combine_venues, mark_to_market, summarize
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import iso
 from ntrader.errors import ConnectionFailure, IncompleteRun
-from ntrader.ibkr.client import IbkrSettings
-from ntrader.ibkr.fetcher import fetch_ranges
-
-
-@dataclass(frozen=True)
-class AutoFetch:
-    """Fill what the catalog lacks from IBKR before the run (``ibkr.auto_fetch=true``)."""
-
-    settings: IbkrSettings
-    use_rth: bool = True
-    chunk_sessions: int | None = None
-
-    @classmethod
-    def from_config(cls, ibkr: Any) -> AutoFetch | None:
-        """From the ``ibkr`` config group; ``None`` when ``auto_fetch`` is off."""
-        if not ibkr["auto_fetch"]:
-            return None
-        chunk = ibkr["chunk_sessions"]
-        return cls(IbkrSettings.from_config(ibkr), bool(ibkr["use_rth"]), chunk)
+from ntrader.ibkr import nodata
 
 
 @dataclass
@@ -191,7 +174,14 @@ def run_backtest(
     fetched: int | None = None
     with timed(t, "availability+load"):
         try:
-            data = check_and_load(cat, spec)
+            data = check_and_load(
+                cat,
+                spec,
+                retry_nodata=bool(auto_fetch and auto_fetch.retry_nodata),
+                nodata_expiry_days=auto_fetch.nodata_expiry_days
+                if auto_fetch
+                else nodata.DEFAULT_EXPIRY_DAYS,
+            )
         except MissingData as missing:
             if not (auto_fetch and missing.fetchable and missing.complete):
                 raise
@@ -293,13 +283,7 @@ def _auto_fetch(
     logger.info(f"the catalog lacks {wanted}: fetching from IBKR at {auto.settings.endpoint}")
     with timed(timings, "auto_fetch"):
         try:
-            reports = fetch_ranges(
-                catalog,
-                auto.settings,
-                missing.fetchable,
-                use_rth=auto.use_rth,
-                chunk_sessions=auto.chunk_sessions,
-            )
+            reports = auto.fetch(catalog, missing.fetchable)
         except ConnectionFailure as exc:
             raise ConnectionFailure(
                 f"{exc.message}; the backtest needs data the catalog lacks:\n  "

@@ -44,7 +44,7 @@ from ntrader.catalog.corruption import (
 from ntrader.catalog.files import DataFile, interval_file_name, ts_event_bounds
 from ntrader.catalog.guard import is_not_writable, not_writable
 from ntrader.catalog.history import DEFAULT_RETAIN_S, History, fresh_name
-from ntrader.catalog.inventory import Availability, summarize_files
+from ntrader.catalog.inventory import Availability, create_catalog, require_catalog, summarize_files
 from ntrader.catalog.snapshot import Snapshots
 from ntrader.catalog.store import open_store
 from ntrader.errors import CatalogBusy, CatalogCorruption, InputError, SystemFailure
@@ -109,6 +109,10 @@ class Catalog:
     def __repr__(self) -> str:
         return f"Catalog({self.url!r})"
 
+    def require_exists(self, symbol: str | None = None, bar: str | None = None) -> None:
+        """Readers: exit 1 naming the catalog when it does not exist (``require_catalog``)."""
+        require_catalog(self, symbol, bar)
+
     # ---------------------------------------------------------------- pandas views (notebooks)
     def read_frame(
         self, what: BarType | str, start: Day = None, end: Day = None, **how: Any
@@ -141,6 +145,7 @@ class Catalog:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the catalog's single-writer lock (waits up to ``lock_timeout`` seconds)."""
+        create_catalog(self)  # a writer creates a catalog that does not exist, and says so
         try:
             self._lock.acquire(timeout=0)
         except CatalogBusy:

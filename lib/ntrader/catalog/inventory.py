@@ -1,13 +1,24 @@
-"""What the catalog holds: one exact availability record per bar type (``make scan``)."""
+"""What the catalog holds: one exact availability record per bar type (``make scan``), and the
+``make …`` commands every hint about it suggests (:func:`make_command`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+import os
+import re
+import shlex
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from loguru import logger
 
+from ntrader.catalog.guard import is_not_writable, not_writable
+from ntrader.errors import DataError
+from ntrader.sessions import last_completed_session, sessions_between
 from ntrader.tabular import csv_text, json_text, text_table
 
 if TYPE_CHECKING:
@@ -92,4 +103,131 @@ def render_listing(rows: list[dict[str, Any]], fmt: str, catalog_url: str) -> st
         return csv_text(rows, COLUMNS)
     if rows:
         return text_table(rows, COLUMNS)
-    return f"catalog {catalog_url} holds no bars yet (make import … or make fetch …)"
+    first, last = example_range()
+    fetch = make_command(
+        "fetch", catalog_url, SYMBOLS="AAPL", START=first, END=last, BAR="1-MINUTE-LAST"
+    )
+    imp = make_command("import", catalog_url, CSV=SAMPLE_CSV, SYMBOL="AAPL")
+    return f"catalog {catalog_url} holds no bars yet; fill it, e.g.:\n  {fetch}\n  {imp}"
+
+
+# ---------------------------------------------------------------- suggested commands
+SAMPLE_CSV = "data/samples/AAPL-1min-sample.csv"  # committed with the repository
+EXAMPLE_SESSIONS = 20  # sessions a suggested fetch covers when nothing says which
+_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+_DOUBLE_QUOTE_SAFE = re.compile(r'[^"\\$`!]*')
+
+
+def shell_word(text: str, *, bare: bool = True) -> str:
+    """``text`` as one shell word: bare when nothing in it is special (and ``bare``), else
+    quoted so the shell passes it byte for byte (double quotes when they suffice, for
+    readability; else :func:`shlex.quote`)."""
+    if bare and _SAFE.fullmatch(text):
+        return text
+    if _DOUBLE_QUOTE_SAFE.fullmatch(text) and "\n" not in text:
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+def catalog_arg(catalog_url: str) -> str:
+    """The ``CATALOG=`` value for a catalog: relative to the working directory when that is the
+    repository root (a ``Makefile`` there) and the catalog lies inside it, else as given."""
+    if "://" in catalog_url:
+        return catalog_url
+    path, cwd = Path(catalog_url), Path.cwd()
+    if path.is_absolute() and (cwd / "Makefile").is_file() and path.is_relative_to(cwd):
+        return str(path.relative_to(cwd)) or "."
+    return catalog_url
+
+
+def make_command(
+    target: str,
+    catalog_url: str | None,
+    *,
+    args: Sequence[str] = (),
+    runs: str | None = None,
+    **variables: object,
+) -> str:
+    """A complete ``make <target> VAR=value …`` for the context a hint is printed in.
+
+    ``variables`` in the order given (``SYMBOLS=… START=… END=… BAR=…``; ``None``/empty left
+    out), then ``CATALOG=`` (the catalog the hint is about), ``RUNS=`` (``runs``, default
+    ``$NTRADER_RUNS``: where this run's folders went) and ``ARGS="…"`` (Hydra overrides, which a
+    make command takes only inside ``ARGS``). Every value is quoted for the shell
+    (:func:`shell_word`), so pasting the line runs exactly this command; make hands each value to
+    the script byte for byte (``ntrader.runs.make_args``)."""
+    words = ["make", target]
+    for name, value in variables.items():
+        if value is not None and str(value) != "":
+            words.append(f"{name}={shell_word(str(value))}")
+    if catalog_url:
+        words.append(f"CATALOG={shell_word(catalog_arg(catalog_url))}")
+    runs = runs if runs is not None else os.environ.get("NTRADER_RUNS", "")
+    if runs:
+        words.append(f"RUNS={shell_word(runs)}")
+    if args:
+        words.append(f"ARGS={shell_word(' '.join(args), bare=False)}")  # as README shows it
+    return " ".join(words)
+
+
+def example_range(
+    calendar: str = "XNYS", sessions: int = EXAMPLE_SESSIONS
+) -> tuple[dt.date, dt.date]:
+    """The last ``sessions`` completed sessions: the dates a suggested fetch uses when the
+    context names none (pick your own range in their place)."""
+    last = last_completed_session(calendar)
+    span = sessions_between(calendar, last - dt.timedelta(days=2 * sessions + 14), last)
+    return span.date_list()[-min(sessions, len(span))], last
+
+
+def missing_catalog_error(
+    catalog_url: str, symbol: str | None = None, bar: str | None = None
+) -> DataError:
+    """What a reader says about a catalog that does not exist (exit 1): check the path, or
+    create it with a fetch or an import (commands for this catalog)."""
+    first, last = example_range()
+    sym = symbol or "AAPL"
+    fetch = make_command(
+        "fetch", catalog_url, SYMBOLS=sym, START=first, END=last, BAR=bar or "1-MINUTE-LAST"
+    )
+    csv = SAMPLE_CSV if symbol is None else "path/to/bars.csv"
+    imp = make_command("import", catalog_url, CSV=csv, SYMBOL=sym, BAR=bar)
+    where = "" if "://" in catalog_url else f" (relative paths start at {os.getcwd()})"
+    return DataError(
+        f"catalog {catalog_url} does not exist",
+        hint=f"check CATALOG= / NAUTILUS_PATH{where}; a fetch creates it:\n  {fetch}\n"
+        f"or an import of a CSV file:\n  {imp}",
+    )
+
+
+# ---------------------------------------------------------------- does the catalog exist
+_EXISTING: weakref.WeakSet[Catalog] = weakref.WeakSet()  # known to exist: not asked again
+
+
+def require_catalog(catalog: Catalog, symbol: str | None = None, bar: str | None = None) -> None:
+    """Readers (scan, check, backtest): :func:`missing_catalog_error` when the catalog root does
+    not exist (a directory; on S3: any object under the prefix). A typo must not look empty."""
+    if catalog not in _EXISTING and not catalog.store.exists(catalog.root):
+        raise missing_catalog_error(catalog.url, symbol, bar)
+    _EXISTING.add(catalog)
+
+
+def create_catalog(catalog: Catalog) -> bool:
+    """Writers (fetch, import, migrate; ``Catalog.locked`` calls it): create the catalog when it
+    does not exist, saying so ("creating catalog …"); True when it was created."""
+    if catalog in _EXISTING or catalog.store.exists(catalog.root):
+        _EXISTING.add(catalog)
+        return False
+    logger.info(f"creating catalog {catalog.url} (it did not exist)")
+    try:
+        if catalog.store.local:
+            os.makedirs(catalog.root, exist_ok=True)
+        else:  # an S3 prefix exists once an object is under it
+            marker = catalog.root / ".ntrader" / "created"
+            catalog.store.write_text(marker, dt.datetime.now(dt.UTC).isoformat())
+    except OSError as exc:
+        if is_not_writable(exc):
+            raise not_writable(catalog.url, exc) from exc
+        raise
+    _EXISTING.add(catalog)
+    return True

@@ -1,19 +1,20 @@
 """Fetch missing sessions from IBKR into the catalog: plan → pace → request → persist per chunk.
 
-Only sessions the catalog lacks (and IB has not already said "no data" for) are requested, in
-the fewest requests the chunk size allows; a rerun over a covered range makes zero requests.
-Every chunk is written to the catalog as it arrives, so a killed fetch loses at most the chunk
-in flight and a rerun completes the job.
+Only sessions the catalog lacks bars of in the fetched hours — none at all, or holes inside
+them — are requested (a session with holes again as a whole, merged into the catalog), in the
+fewest requests the chunk size allows; a rerun over a complete range makes zero requests.
+What IB answered "no data" for (a whole session, or the holes its bars left) is remembered
+(``ntrader.ibkr.nodata``) and not asked again until the record expires (``nodata_expiry_days``)
+or ``retry_nodata`` asks now. Every chunk is written to the catalog as it arrives, so a killed
+fetch loses at most the chunk in flight and a rerun completes the job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -28,7 +29,8 @@ from tqdm import tqdm
 
 from ntrader.catalog.barframe import BarFrame
 from ntrader.catalog.catalog import Catalog
-from ntrader.errors import CatalogBusy, ConnectionFailure
+from ntrader.catalog.inventory import create_catalog
+from ntrader.errors import ConnectionFailure
 from ntrader.ibkr import nodata
 from ntrader.ibkr.client import (
     Disconnected,
@@ -39,8 +41,10 @@ from ntrader.ibkr.client import (
     RetryableIbError,
     bar_open_ns,
 )
+from ntrader.ibkr.fetch_lock import fetch_lock
+from ntrader.ibkr.nodata import DEFAULT_EXPIRY_DAYS, NoData
 from ntrader.ibkr.pacing import Clock, PacingGuard, RealClock
-from ntrader.ibkr.plan import PlannedRequest, ib_bar_size, plan, what_to_show
+from ntrader.ibkr.plan import PlannedRequest, ib_bar_size, plan, session_fill, what_to_show
 from ntrader.instruments import bar_step
 from ntrader.sessions import calendar_for_venue, calendar_timezone, local_dates, sessions_between
 
@@ -54,50 +58,88 @@ class FetchTarget:
 
 @dataclass
 class FetchReport:
+    """What a fetch did for one bar type (``summary.json`` ``instruments``) and what remains."""
+
     bar_type: str
     requests: int = 0
     retries: int = 0
     bars: int = 0
-    sessions_missing: int = 0
-    sessions_fetched: int = 0
+    sessions_missing: int = 0  # sessions requested: no bar in the catalog, or holes
+    sessions_with_holes: int = 0  # of those, sessions that had bars but holes
+    sessions_fetched: int = 0  # sessions IB sent bars for
     nodata_sessions: int = 0
     seconds: float = 0.0
-    nodata: list[str] = field(default_factory=list)
+    nodata: list[str] = field(default_factory=list)  # sessions IB had no bar for, this run
+    holes_left: dict[str, int] = field(default_factory=dict)  # session -> bars IB's answer lacked
+    not_over: list[str] = field(default_factory=list)  # of those, asked before the session ended
+    # sessions not asked: IB's earlier "no data" answer is still trusted (nodata records)
+    known_nodata: list[dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def missing_sessions(catalog: Catalog, target: FetchTarget, calendar: str) -> list[dt.date]:
-    """Sessions in [start, end] with no bar in the catalog and no recorded "no data" answer."""
+@dataclass(frozen=True)
+class Survey:
+    """A target's sessions against the catalog: what to request and what IB already answered."""
+
+    fetch: list[dt.date]  # sessions to request (calendar order)
+    with_holes: list[dt.date]  # of those, sessions that have bars but holes
+    known: list[NoData]  # incomplete sessions not requested: IB's earlier answer is trusted
+
+
+def survey(
+    catalog: Catalog,
+    target: FetchTarget,
+    calendar: str,
+    *,
+    use_rth: bool = True,
+    known: dict[dt.date, NoData] | None = None,
+) -> Survey:
+    """Which sessions of [start, end] lack bars in the fetched hours (regular, or extended when
+    not ``use_rth``), and which of those IB already answered for (``known``: the trusted nodata
+    records; default: those of the catalog with the default expiry)."""
     sessions = sessions_between(calendar, target.start, target.end)
     if not len(sessions):
-        return []
+        return Survey([], [], [])
     tz = calendar_timezone(calendar)
     lo = int(pd.Timestamp(target.start, tz=tz).value) + 1
     hi = int((pd.Timestamp(target.end, tz=tz) + pd.Timedelta(days=1)).value)
-    frame = catalog.read(target.bar_type, lo, hi)
-    have = set(local_dates(frame.ts_event - 1, tz).tolist()) if len(frame) else set()
-    skip = nodata.load(catalog, str(target.bar_type))
-    days = [d for d in sessions.date_list() if d not in have and d not in skip]
-    return days
+    ts = catalog.read_ts_event(target.bar_type, lo, hi)
+    step = bar_step(target.bar_type)
+    hours = "regular" if use_rth else "extended"
+    fills = session_fill(ts, sessions, step.interval_ns, daily=step.daily, hours=hours)
+    records = nodata.current(catalog, str(target.bar_type)) if known is None else known
+    fetch: list[dt.date] = []
+    holes: list[dt.date] = []
+    skipped: list[NoData] = []
+    for f in fills:
+        if f.complete:
+            continue
+        rec = records.get(f.session)
+        # IB's earlier answer explains the gap: no data at all, or every hole was in its answer
+        # (a session without any bar needs a no-data-at-all answer)
+        if rec is not None and (
+            rec.whole or (not f.empty and all(rec.covers(a, b) for a, b in f.holes))
+        ):
+            skipped.append(rec)
+            continue
+        fetch.append(f.session)
+        if not f.empty:
+            holes.append(f.session)
+    return Survey(fetch, holes, skipped)
 
 
-@contextlib.contextmanager
-def fetch_lock(catalog: Catalog) -> Iterator[None]:
-    """One fetch at a time per catalog; a second one is refused at once."""
-    lock = catalog.store.lock("fetch")
-    try:
-        lock.acquire(timeout=0)
-    except CatalogBusy:
-        raise CatalogBusy(
-            f"a fetch is already running on catalog {catalog.url} ({lock.holder()})",
-            hint="wait for it to finish (or stop it); its progress is in its run folder",
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
+def missing_sessions(
+    catalog: Catalog,
+    target: FetchTarget,
+    calendar: str,
+    *,
+    use_rth: bool = True,
+    known: dict[dt.date, NoData] | None = None,
+) -> list[dt.date]:
+    """Sessions in [start, end] a fetch requests (see :func:`survey`)."""
+    return survey(catalog, target, calendar, use_rth=use_rth, known=known).fetch
 
 
 def to_frame(
@@ -143,8 +185,13 @@ class Fetcher:
         guard: PacingGuard | None = None,
         pacing_pause_s: float = 15.0,
         show_progress: bool | None = None,
+        retry_nodata: bool = False,
+        nodata_expiry_days: float | None = DEFAULT_EXPIRY_DAYS,
     ) -> None:
+        nodata.check_expiry(nodata_expiry_days)
         self.catalog = catalog
+        self.retry_nodata = retry_nodata
+        self.nodata_expiry_days = nodata_expiry_days
         self.settings = settings
         self.use_rth = use_rth
         self.chunk_sessions = chunk_sessions
@@ -159,20 +206,38 @@ class Fetcher:
         work: list[tuple[FetchTarget, str, list[PlannedRequest], FetchReport]] = []
         for t in targets:
             cal = calendar_for_venue(t.bar_type.instrument_id.venue.value)
-            missing = missing_sessions(self.catalog, t, cal)
             bar_size = ib_bar_size(str(t.bar_type.spec))
+            known = nodata.current(
+                self.catalog,
+                str(t.bar_type),
+                expiry_days=self.nodata_expiry_days,
+                retry=self.retry_nodata,
+            )
+            found = survey(self.catalog, t, cal, use_rth=self.use_rth, known=known)
             requests = plan(
-                missing,
+                found.fetch,
                 calendar=cal,
                 bar_size=bar_size,
                 use_rth=self.use_rth,
                 chunk_sessions=self.chunk_sessions,
             )
-            report = FetchReport(str(t.bar_type), sessions_missing=len(missing))
+            report = FetchReport(
+                str(t.bar_type),
+                sessions_missing=len(found.fetch),
+                sessions_with_holes=len(found.with_holes),
+                known_nodata=[r.as_report(bar_step(t.bar_type).interval_ns) for r in found.known],
+            )
             work.append((t, cal, requests, report))
+            holes = f" ({len(found.with_holes)} with holes)" if found.with_holes else ""
             logger.info(
-                f"{t.bar_type}: {len(missing)} missing session(s) in {t.start}..{t.end} -> "
-                f"{len(requests)} request(s)"
+                f"{t.bar_type}: {len(found.fetch)} session(s) to fetch{holes} in "
+                f"{t.start}..{t.end} -> {len(requests)} request(s)"
+                + (
+                    f"; not asked again: {len(found.known)} session(s) IB had no data for when "
+                    "last asked (ibkr.retry_nodata=true asks now)"
+                    if found.known
+                    else ""
+                )
             )
         total = sum(len(w[2]) for w in work)
         if total:
@@ -204,6 +269,8 @@ class Fetcher:
         tz = calendar_timezone(cal)
         what = what_to_show(str(t.bar_type.spec))
         bt = str(t.bar_type)
+        step = bar_step(t.bar_type)
+        hours = "regular" if self.use_rth else "extended"
         for req in requests:
             key = (
                 contract.conId,
@@ -220,13 +287,28 @@ class Fetcher:
             except NoDataForPeriod:
                 bars = []
             frame = to_frame(bars, t.bar_type, equity, set(req.sessions), tz)
-            got = set(local_dates(frame.ts_event - 1, tz).tolist()) if len(frame) else set()
-            empty = [d for d in req.sessions if d not in got]
             if len(frame):
                 self.catalog.write_bars(t.bar_type, frame, mode="merge", instrument=equity)
-            if empty:
-                nodata.add(self.catalog, bt, empty)
-                report.nodata += [d.isoformat() for d in empty]
+            span_sessions = sessions_between(cal, req.sessions[0], req.sessions[-1])
+            fills = session_fill(
+                frame.ts_event, span_sessions, step.interval_ns, daily=step.daily, hours=hours
+            )
+            got = {f.session for f in fills if not f.empty}
+            empty = [f.session for f in fills if f.empty]
+            _, ends = span_sessions.window(hours)
+            asked = dt.datetime.now(dt.UTC)
+            answers: dict[dt.date, NoData] = {}
+            for f, end_ns in zip(fills, ends.tolist(), strict=True):
+                if not f.complete and not f.empty:
+                    report.holes_left[f.session.isoformat()] = f.expected - f.present
+                # IB's answer is final only for a session that was over when IB was asked
+                if not f.complete and pd.Timestamp(asked).value >= end_ns:
+                    answers[f.session] = NoData(f.session, asked, None if f.empty else f.holes)
+                elif not f.complete:
+                    report.not_over.append(f.session.isoformat())
+            complete = [f.session for f in fills if f.complete]
+            nodata.update(self.catalog, bt, answers, complete)
+            report.nodata += [d.isoformat() for d in empty]
             report.requests += 1
             report.bars += len(frame)
             report.sessions_fetched += len(got)
@@ -298,15 +380,22 @@ def fetch_ranges(
     use_rth: bool = True,
     chunk_sessions: int | None = None,
     pacing_pause_s: float = 15.0,
+    retry_nodata: bool = False,
+    nodata_expiry_days: float | None = DEFAULT_EXPIRY_DAYS,
+    lock_wait_s: float = 0.0,
 ) -> list[FetchReport]:
-    """Fetch the missing sessions of each (bar type, first, last) range, holding the fetch lock."""
+    """Fetch the missing sessions of each (bar type, first, last) range, holding the fetch lock
+    (waiting ``lock_wait_s`` for another fetch; the missing sessions are found after that)."""
     targets = [FetchTarget(bt, a, b) for bt, a, b in ranges]
-    with fetch_lock(catalog):
+    create_catalog(catalog)  # a writer: a new catalog is created, and it says so
+    with fetch_lock(catalog, lock_wait_s):
         fetcher = Fetcher(
             catalog,
             settings,
             use_rth=use_rth,
             chunk_sessions=chunk_sessions,
             pacing_pause_s=pacing_pause_s,
+            retry_nodata=retry_nodata,
+            nodata_expiry_days=nodata_expiry_days,
         )
         return asyncio.run(fetcher.run(targets))

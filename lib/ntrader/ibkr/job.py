@@ -18,11 +18,13 @@ from typing import Any
 from nautilus_trader.model.data import BarType
 
 from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.inventory import make_command
 from ntrader.errors import InputError
+from ntrader.ibkr import nodata
 from ntrader.ibkr.client import IbkrSettings
 from ntrader.ibkr.fetcher import FetchReport, fetch_ranges
 from ntrader.instruments import bar_types_for
-from ntrader.sessions import parse_day
+from ntrader.sessions import calendar_for_venue, parse_day, sessions_between
 from ntrader.tabular import text_table
 
 COLUMNS = (
@@ -47,12 +49,15 @@ class FetchJob:
     use_rth: bool = True
     chunk_sessions: int | None = None
     pacing_pause_s: float = 15.0
+    retry_nodata: bool = False  # ask IB again for what it answered "no data" for
+    nodata_expiry_days: float | None = nodata.DEFAULT_EXPIRY_DAYS  # then it is asked again
 
     def __post_init__(self) -> None:
         if not self.bar_types:
             raise InputError("no symbols to fetch", hint="pass SYMBOLS=AAPL,MSFT or SET=mega_caps")
         if self.start > self.end:
             raise InputError(f"START {self.start} is after END {self.end}", hint="swap them")
+        nodata.check_expiry(self.nodata_expiry_days)
 
     @classmethod
     def of(
@@ -87,6 +92,10 @@ class FetchJob:
             use_rth=bool(ibkr["use_rth"]),
             chunk_sessions=ibkr["chunk_sessions"],
             pacing_pause_s=float(cfg["pacing_pause_s"]),
+            retry_nodata=bool(ibkr.get("retry_nodata", False)),
+            nodata_expiry_days=nodata.parse_expiry(
+                ibkr.get("nodata_expiry_days", nodata.DEFAULT_EXPIRY_DAYS)
+            ),
         )
 
 
@@ -111,6 +120,7 @@ class FetchResult:
             "requests": sum(r.requests for r in self.reports),
             "bars": sum(r.bars for r in self.reports),
             "nodata_sessions": sum(r.nodata_sessions for r in self.reports),
+            "nodata_known": sum(len(r.known_nodata) for r in self.reports),
         }
 
     def as_summary(self) -> dict[str, Any]:
@@ -122,12 +132,106 @@ class FetchResult:
         }
 
     def render(self) -> str:
-        """What the fetch prints: the range and endpoint, then a table row per bar type."""
+        """What the fetch prints: what it did (requests, bars; or that nothing was asked), a
+        table row per bar type, then what remains — the sessions IB had no data for, each with
+        the command that asks again."""
         j = self.job
-        head = (
-            f"Fetched {j.start} .. {j.end} from IBKR {j.settings.endpoint} into {self.catalog_url}"
-        )
-        return head + "\n" + text_table([r.as_dict() for r in self.reports], COLUMNS)
+        requests = sum(r.requests for r in self.reports)
+        bars = sum(r.bars for r in self.reports)
+        where = f"from IBKR {j.settings.endpoint} into {self.catalog_url}"
+        remaining = [line for r in self.reports for line in self._remaining(r)]
+        if requests:
+            head = (
+                f"Fetched {bars:,} bars in {requests:,} request{'s' if requests > 1 else ''} "
+                f"for {j.start} .. {j.end} {where}"
+            )
+        elif remaining:
+            head = (
+                f"Nothing fetched (0 requests to IBKR {j.settings.endpoint}): in {j.start} .. "
+                f"{j.end} the catalog {self.catalog_url} lacks only what IB had no data for"
+            )
+        else:
+            head = (
+                f"Nothing to fetch (0 requests to IBKR {j.settings.endpoint}): the catalog "
+                f"{self.catalog_url} already holds every session of {j.start} .. {j.end}"
+            )
+        lines = [head, text_table([r.as_dict() for r in self.reports], COLUMNS)]
+        if remaining:
+            lines.append("Remaining gaps (IB had no data):")
+            lines += [f"  {line}" for line in remaining]
+        return "\n".join(lines)
+
+    def _remaining(self, r: FetchReport) -> list[str]:
+        """One line per run of sessions of ``r`` IB had no (or not every) bar for, this run or
+        when asked before, with the command that asks again now."""
+        bt = BarType.from_str(r.bar_type)
+        now = dt.datetime.now(dt.UTC)
+        asked: dict[dt.date, dt.datetime] = {}
+        lacking: dict[dt.date, int | None] = {}  # session -> bars missing (None: all)
+        for k in r.known_nodata:
+            d = dt.date.fromisoformat(str(k["session"]))
+            asked[d] = dt.datetime.fromisoformat(str(k["asked"]))
+            lacking[d] = None if k["missing_bars"] is None else int(str(k["missing_bars"]))
+        for day in r.nodata:
+            asked[dt.date.fromisoformat(day)] = now
+            lacking[dt.date.fromisoformat(day)] = None
+        for day, n in r.holes_left.items():
+            asked[dt.date.fromisoformat(day)] = now
+            lacking[dt.date.fromisoformat(day)] = n
+        if not asked:
+            return []
+        cal = calendar_for_venue(bt.instrument_id.venue.value)
+        expiry = self.job.nodata_expiry_days
+        args = ["ibkr.retry_nodata=true", *([] if self.job.use_rth else ["ibkr.use_rth=false"])]
+        out = []
+        for first, last, n in _session_runs(sorted(asked), cal):
+            days = [d for d in asked if first <= d <= last]
+            span = str(first) if n == 1 else f"{first} .. {last} ({n} sessions)"
+            missing = [lacking[d] for d in days]
+            if all(m is None for m in missing):
+                what = f"IB had no data on {span}"
+            elif all(m is not None for m in missing):
+                what = f"IB's bars for {span} have holes ({sum(m or 0 for m in missing):,} bars)"
+            else:
+                what = f"IB had no data, or not every bar, on {span}"
+            when = (
+                "just now"
+                if all(asked[d] == now for d in days)
+                else _span(sorted({asked[d].date() for d in days}))
+            )
+            again = "not asked again unless retried"
+            if any(d.isoformat() in r.not_over for d in days):
+                again = "the session was not over yet: the next fetch asks again"
+            elif expiry is not None:
+                due = min(asked[d] for d in days) + dt.timedelta(days=expiry)
+                again = f"asked again after {due.date()}"
+            cmd = make_command(
+                "fetch",
+                self.catalog_url,
+                SYMBOLS=str(bt.instrument_id),
+                START=first,
+                END=last,
+                BAR=str(bt.spec),
+                args=args,
+            )
+            out.append(f"{r.bar_type}: {what}, asked {when} ({again}); ask now: {cmd}")
+        return out
+
+
+def _span(days: list[dt.date]) -> str:
+    return str(days[0]) if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+
+
+def _session_runs(days: list[dt.date], calendar: str) -> list[tuple[dt.date, dt.date, int]]:
+    """``days`` (sorted sessions) as runs consecutive in the calendar: (first, last, count)."""
+    order = {d: i for i, d in enumerate(sessions_between(calendar, days[0], days[-1]).date_list())}
+    runs: list[list[dt.date]] = []
+    for d in days:
+        if runs and order.get(d, -2) == order.get(runs[-1][-1], -9) + 1:
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return [(run[0], run[-1], len(run)) for run in runs]
 
 
 def run_fetch(job: FetchJob, catalog: Catalog) -> FetchResult:
@@ -139,5 +243,7 @@ def run_fetch(job: FetchJob, catalog: Catalog) -> FetchResult:
         use_rth=job.use_rth,
         chunk_sessions=job.chunk_sessions,
         pacing_pause_s=job.pacing_pause_s,
+        retry_nodata=job.retry_nodata,
+        nodata_expiry_days=job.nodata_expiry_days,
     )
     return FetchResult(job, reports, catalog.url)

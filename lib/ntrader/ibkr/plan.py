@@ -1,6 +1,11 @@
-"""Plan the fewest IB historical-data requests that cover exactly the missing sessions.
+"""Plan the fewest IB historical-data requests that cover exactly the sessions to fetch.
 
-The missing sessions are grouped into runs of sessions that are consecutive in the exchange
+A session is to be fetched when the catalog lacks any of its expected bars in the fetched hours
+(:func:`session_fill`): no bar at all, or holes inside it (e.g. 11:00–11:30 missing) — a session
+with holes is requested again whole and merged, so the hole is filled. (Which of them IB already
+answered "no data" for is the fetcher's business: ``ntrader.ibkr.nodata``.)
+
+The sessions to fetch are grouped into runs of sessions that are consecutive in the exchange
 calendar's session order (a Friday and the next Monday are consecutive; so are 2024-07-03 and
 2024-07-05 around the July 4 holiday). Each run is cut into chunks of at most ``chunk_sessions``
 sessions and each chunk becomes one request ending at the close of its last session, with duration
@@ -25,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ntrader.errors import InputError
-from ntrader.sessions import Sessions, sessions_between
+from ntrader.sessions import Sessions, bar_grid, expand_grid, local_dates, sessions_between
 
 # Nautilus aggregation -> (IB unit singular, plural, supported step counts). IB's legal bar sizes:
 # 1/5/10/15/30 secs, 1/2/3/5/10/15/20/30 min(s), 1/2/3/4/8 hour(s), 1 day (1 week and 1 month too,
@@ -125,6 +130,60 @@ class PlannedRequest:
     duration: str
     bar_size: str
     use_rth: bool
+
+
+@dataclass(frozen=True)
+class SessionFill:
+    """One session of the catalog against the bars expected in the fetched hours."""
+
+    session: dt.date
+    expected: int  # expected bar closes (daily bars: 1)
+    present: int  # of those, in the catalog
+    holes: tuple[tuple[int, int], ...]  # runs of missing closes [first_ns, last_ns] (intraday)
+
+    @property
+    def empty(self) -> bool:
+        return self.present == 0
+
+    @property
+    def complete(self) -> bool:
+        return self.present >= self.expected
+
+
+def session_fill(
+    ts_event: np.ndarray, sessions: Sessions, step_ns: int, *, daily: bool, hours: str
+) -> list[SessionFill]:
+    """Per session: expected and present bars, and the runs of missing bar closes (the grid of
+    ``ntrader.sessions``: closes every ``step_ns`` inside the ``hours`` window)."""
+    ts = np.unique(np.asarray(ts_event, dtype=np.int64))
+    n = len(sessions)
+    if daily:
+        have = np.isin(sessions.dates, local_dates(ts - 1, sessions.tz)) if ts.size else None
+        return [
+            SessionFill(sessions.dates[i].item(), 1, int(have is not None and bool(have[i])), ())
+            for i in range(n)
+        ]
+    first, counts = bar_grid(sessions, step_ns, hours)
+    expected = expand_grid(first, counts, step_ns)
+    found = np.zeros(expected.size, dtype=bool)
+    if ts.size:
+        pos = np.searchsorted(ts, expected)
+        ok = pos < ts.size
+        found[ok] = ts[pos[ok]] == expected[ok]
+    session_of = np.repeat(np.arange(n, dtype=np.int64), counts)
+    present = np.bincount(session_of[found], minlength=n)
+    miss = np.flatnonzero(~found)
+    holes: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    if miss.size:
+        brk = (np.diff(miss) != 1) | (np.diff(session_of[miss]) != 0)
+        starts = np.flatnonzero(np.concatenate(([True], brk)))
+        ends = np.append(starts[1:], miss.size) - 1
+        for a, b in zip(miss[starts].tolist(), miss[ends].tolist(), strict=True):
+            holes[int(session_of[a])].append((int(expected[a]), int(expected[b])))
+    return [
+        SessionFill(sessions.dates[i].item(), int(counts[i]), int(present[i]), tuple(holes[i]))
+        for i in range(n)
+    ]
 
 
 def _session_runs(

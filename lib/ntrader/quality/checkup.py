@@ -1,24 +1,47 @@
-"""``make check``: a bar type's availability, calendar gaps and data health, with fill commands."""
+"""``make check``: a bar type's availability, calendar gaps and data health, with fill commands.
+
+Every gap comes with the complete ``make fetch …`` that fills it (this catalog, this bar spec, the
+hours checked). What IB already answered "no data" for (the caller passes those records, e.g.
+``ntrader.ibkr.nodata.current``) is listed apart, as IB's answer with the date it was asked and
+the command that asks again, never as a gap a plain fetch would fill.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 from nautilus_trader.model.data import BarType
 
 from ntrader.catalog.catalog import Catalog
-from ntrader.catalog.inventory import Availability, iso, record
+from ntrader.catalog.inventory import Availability, example_range, iso, make_command, record
 from ntrader.errors import DataError, InputError
 from ntrader.instruments import bar_step
-from ntrader.quality.gaps import GapReport, find_gaps
+from ntrader.quality.gaps import GapReport, find_gaps, split_ranges
 from ntrader.quality.health import HealthIssue, check_health
 from ntrader.sessions import calendar_for_venue, calendar_timezone, check_hours
 from ntrader.tabular import csv_text, json_text, text_table
 
 GAP_COLUMNS = ("kind", "first", "last", "size", "command")
+RETRY = "ibkr.retry_nodata=true"
+
+
+class KnownNoData(Protocol):
+    """What check needs of a record of IB's "no data" answer (``ntrader.ibkr.nodata.NoData``)."""
+
+    @property
+    def session(self) -> dt.date: ...
+
+    @property
+    def asked(self) -> dt.datetime: ...
+
+    @property
+    def whole(self) -> bool: ...
+
+    def covers(self, first_ns: int, last_ns: int) -> bool: ...
 
 
 @dataclass
@@ -28,6 +51,7 @@ class CheckReport:
     gaps: GapReport
     health: list[HealthIssue]
     fill: list[dict[str, Any]] = field(default_factory=list)
+    no_data: list[dict[str, Any]] = field(default_factory=list)  # IB's answers, not gaps
 
     def as_dict(self) -> dict[str, Any]:
         g = self.gaps
@@ -47,6 +71,7 @@ class CheckReport:
                 "outside_hours": g.bars_outside,
             },
             "gaps": self.fill,
+            "no_data": self.no_data,
             "health": [
                 {
                     "kind": h.kind,
@@ -64,7 +89,7 @@ class CheckReport:
         if fmt == "json":
             return json_text(d)
         if fmt == "csv":
-            return csv_text(d["gaps"], GAP_COLUMNS)
+            return csv_text(d["gaps"] + d["no_data"], GAP_COLUMNS)
         a, s, b = d["availability"], d["sessions"], d["bars"]
         outside = b["outside_hours"]
         lines = [
@@ -82,7 +107,17 @@ class CheckReport:
             if len(gaps) > max_listed:
                 lines.append(f"… {len(gaps) - max_listed} more (FORMAT=json lists all)")
         else:
-            lines.append("  gaps      none")
+            lines.append("  gaps      none" + (" to fetch" if self.no_data else ""))
+        if self.no_data:
+            lines.append(
+                f"  no data   {len(self.no_data)} (IB had no data when asked; a fetch asks again "
+                "after the date shown, or now with the command)"
+            )
+            for n in self.no_data[:max_listed]:
+                lines.append(f"    {n['text']}")
+                lines.append(f"      ask now: {n['command']}")
+            if len(self.no_data) > max_listed:
+                lines.append(f"    … {len(self.no_data) - max_listed} more (FORMAT=json lists all)")
         if d["health"]:
             lines.append("  health")
             for h in d["health"]:
@@ -102,8 +137,29 @@ class CheckReport:
             )
 
 
-def fill_command(symbol: str, first: dt.date, last: dt.date, bar_spec: str) -> str:
-    return f"make fetch SYMBOLS={symbol} START={first} END={last} BAR={bar_spec}"
+def fill_command(
+    symbol: str,
+    first: dt.date | str,
+    last: dt.date | str,
+    bar_spec: str,
+    catalog_url: str | None = None,
+    *,
+    args: Sequence[str] = (),
+) -> str:
+    """The complete ``make fetch`` that fills ``first .. last`` of ``symbol`` in the catalog."""
+    return make_command(
+        "fetch", catalog_url, SYMBOLS=symbol, START=first, END=last, BAR=bar_spec, args=args
+    )
+
+
+def _asked_text(records: list[KnownNoData], expiry_days: float | None) -> tuple[str, str]:
+    """("2026-11-30" or a range of dates, when IB is asked again or "")."""
+    days = sorted({r.asked.date() for r in records})
+    asked = str(days[0]) if len(days) == 1 else f"{days[0]} .. {days[-1]}"
+    if expiry_days is None:
+        return asked, ""
+    due = min(r.asked for r in records) + dt.timedelta(days=float(expiry_days))
+    return asked, str(due.date())
 
 
 def check_bar_type(
@@ -117,7 +173,12 @@ def check_bar_type(
     min_gap_bars: int = 1,
     jump_threshold: float = 0.10,
     zero_volume_run: int = 30,
+    no_data: Mapping[dt.date, KnownNoData] | None = None,
+    nodata_expiry_days: float | None = 30.0,
 ) -> CheckReport:
+    """Check ``bar_type`` over ``start .. end`` (default: its data); ``no_data``: the trusted
+    records of what IB had no data for (``ntrader.ibkr.nodata.current``), shown as IB's answer
+    (records expire ``nodata_expiry_days`` after they were asked)."""
     bt = str(bar_type)
     instrument_id = bar_type.instrument_id
     spec = f"{bar_type.spec}"
@@ -131,15 +192,25 @@ def check_bar_type(
         )
     cal = calendar or calendar_for_venue(instrument_id.venue.value)
     tz = calendar_timezone(cal)
+    catalog.require_exists(str(instrument_id), spec)  # a typo'd CATALOG must not look empty
     avail = catalog.availability(bt)
+    # extended hours are filled by an extended-hours fetch
+    fetch_args = ["ibkr.use_rth=false"] if hours == "extended" else []
     if avail.rows == 0:
         known = [b for b in catalog.bar_types() if b.startswith(f"{instrument_id}-")]
+        first, last = example_range(cal)
+        if start or end:  # the range checked (an open end: the last sessions)
+            first, last = start or min(first, end or first), end or max(last, start or last)
+        fetch = fill_command(str(instrument_id), first, last, spec, catalog.url, args=fetch_args)
+        imp = make_command(
+            "import", catalog.url, CSV="path/to/bars.csv", SYMBOL=str(instrument_id), BAR=spec
+        )
         raise DataError(
             f"no {spec} bars for {instrument_id} in catalog {catalog.url}"
             + (f" (it has: {', '.join(known)})" if known else ""),
             hint=(
-                f"fetch them: make fetch SYMBOLS={instrument_id} START=… END=… BAR={spec}  "
-                f"or import a file: make import CSV=… SYMBOL={instrument_id} BAR={spec}"
+                f"fetch them ({'the range checked' if start or end else 'e.g. the last sessions'}"
+                f"):\n  {fetch}\nor import a file of them:\n  {imp}"
             ),
         )
     step = bar_step(bar_type)
@@ -157,26 +228,73 @@ def check_bar_type(
         min_run=min_gap_bars,
     )
     health = check_health(frame, jump_threshold=jump_threshold, zero_volume_run=zero_volume_run)
-    fill: list[dict[str, Any]] = []
+    records = dict(no_data or {})
     sym = str(instrument_id)
-    for r in gaps.missing_sessions:
+    url = catalog.url
+
+    def retry(first: dt.date, last: dt.date) -> str:
+        return fill_command(sym, first, last, spec, url, args=[RETRY, *fetch_args])
+
+    to_fetch, answered = split_ranges(
+        gaps.missing_sessions, cal, {d for d, r in records.items() if r.whole}
+    )
+    fill: list[dict[str, Any]] = []
+    nodata_rows: list[dict[str, Any]] = []
+    for r in to_fetch:
         fill.append(
             {
                 "kind": "missing sessions",
                 "first": str(r.first),
                 "last": str(r.last),
                 "size": f"{r.sessions} session{'s' if r.sessions > 1 else ''}",
-                "command": fill_command(sym, r.first, r.last, spec),
+                "command": fill_command(sym, r.first, r.last, spec, url, args=fetch_args),
+            }
+        )
+    for r in answered:
+        recs = [v for d, v in records.items() if r.first <= d <= r.last]
+        asked, again = _asked_text(recs, nodata_expiry_days)
+        span = str(r.first) if r.sessions == 1 else f"{r.first} .. {r.last} ({r.sessions} sessions)"
+        nodata_rows.append(
+            {
+                "kind": "no data at IB",
+                "first": str(r.first),
+                "last": str(r.last),
+                "size": f"{r.sessions} session{'s' if r.sessions > 1 else ''}",
+                "asked": asked,
+                "asked_again": again or None,
+                "command": retry(r.first, r.last),
+                "text": f"IB had no data on {span}, asked {asked}"
+                + (f" (asked again after {again})" if again else ""),
             }
         )
     for g in gaps.intraday_gaps:
+        rec = records.get(g.session)
+        a, b = g.start_local(), g.end_local()
+        row = {
+            "first": a.isoformat(),
+            "last": b.isoformat(),
+            "size": f"{g.bars} bars",
+        }
+        if rec is not None and rec.covers(g.first_missing_ns, g.last_missing_ns):
+            asked, again = _asked_text([rec], nodata_expiry_days)
+            what = "no data" if rec.whole else "no bars"
+            nodata_rows.append(
+                {
+                    "kind": "no bars at IB",
+                    **row,
+                    "asked": asked,
+                    "asked_again": again or None,
+                    "command": retry(g.session, g.session),
+                    "text": f"IB had {what} for {g.session} {a:%H:%M}–{b:%H:%M} ({g.bars} bars), "
+                    f"asked {asked}" + (f" (asked again after {again})" if again else ""),
+                }
+            )
+            continue
         fill.append(
             {
                 "kind": "missing bars",
-                "first": g.start_local().isoformat(),
-                "last": g.end_local().isoformat(),
-                "size": f"{g.bars} bars",
-                "command": fill_command(sym, g.session, g.session, spec),
+                **row,
+                "command": fill_command(sym, g.session, g.session, spec, url, args=fetch_args),
             }
         )
-    return CheckReport(avail, cal, gaps, health, fill)
+    return CheckReport(avail, cal, gaps, health, fill, nodata_rows)

@@ -8,6 +8,8 @@ are never gaps because only the calendar's own sessions (``ntrader.sessions``) a
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Container
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +27,7 @@ from ntrader.sessions import (
     sessions_between,
 )
 
-__all__ = ["GapReport", "IntradayGap", "SessionRange", "find_gaps"]
+__all__ = ["GapReport", "IntradayGap", "SessionRange", "find_gaps", "split_ranges"]
 
 
 @dataclass(frozen=True)
@@ -221,3 +223,18 @@ def find_gaps(
         start=start,
         end=end,
     )
+
+
+def split_ranges(
+    ranges: list[SessionRange], calendar: str, known: Container[dt.date]
+) -> tuple[list[SessionRange], list[SessionRange]]:
+    """Missing-session ranges cut into (ranges to fetch, ranges whose sessions are all in
+    ``known``, e.g. sessions IB had no data for), each still consecutive in the calendar."""
+    fetch: list[SessionRange] = []
+    skip: list[SessionRange] = []
+    for r in ranges:
+        days = sessions_between(calendar, r.first, r.last).date_list()
+        for is_known, group in itertools.groupby(days, key=lambda d: d in known):
+            g = list(group)
+            (skip if is_known else fetch).append(SessionRange(g[0], g[-1], len(g)))
+    return fetch, skip

@@ -2,13 +2,17 @@
 success AND on failure), exceptions mapped to exit codes in one place (``ntrader.errors``).
 
 Each run gets ``runs/<script>/<YYYY-MM-DD_HH-MM-SS>[_<tag>]/`` (Hydra's run dir) with ``.hydra/``,
-``<script>.log`` and ``summary.json``. With the runs root on object storage
+``<script>.log`` and ``summary.json``. A multirun job's console output comes as one block at its
+end, headed by the job and its swept values (``job 3/6 (folder 2): symbol=MSFT dates=2024q2``),
+so parallel jobs' results do not interleave. With the runs root on object storage
 (``NTRADER_RUNS=s3://…``) the folder is staged locally and uploaded when the run ends, whatever
 its outcome (``ntrader.runs.store``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import time
@@ -33,12 +37,42 @@ from ntrader.tabular import write_json_atomic
 
 _JOB_STARTED = False
 _MULTIRUN_EXIT_CODE = 0  # the worst job's exit code of the last multirun, set by its summary
+_JOB_LABEL: str | None = None  # the next multirun job's console heading, set by a sweep callback
 
 
 def set_multirun_exit_code(code: int) -> None:
     """Called by a multirun's end-of-sweep callback: :func:`entry` exits with ``code``."""
     global _MULTIRUN_EXIT_CODE
     _MULTIRUN_EXIT_CODE = code
+
+
+def set_job_label(label: str | None) -> None:
+    """Called by a sweep callback's ``on_job_start`` (in the job's process): the line that names
+    the multirun job about to run and heads its console block, e.g.
+    ``job 3/6 (folder 2): symbol=MSFT dates=2024q2``. Without one a job is named by its number
+    and overrides."""
+    global _JOB_LABEL
+    _JOB_LABEL = label
+
+
+def _take_job_label(run_dir: Path, overrides: list[str]) -> str:
+    global _JOB_LABEL
+    label, _JOB_LABEL = _JOB_LABEL, None
+    if label:
+        return label
+    num = int(run_dir.name) + 1 if run_dir.name.isdigit() else "?"
+    return f"job {num} (folder {run_dir.name}): {' '.join(overrides)}".rstrip(": ")
+
+
+def _print_job_block(label: str, output: str, summary: dict[str, Any], code: int) -> None:
+    """A multirun job's console output in one write: its label, what it printed, how it failed."""
+    lines = [label, output.rstrip("\n")] if output.strip() else [label]
+    if code:
+        err = summary.get("error") or {}
+        message = " ".join(str(err.get("message", "")).split())
+        lines.append(f"  failed with exit code {code}: {err.get('kind', 'error')}: {message[:300]}")
+    sys.stdout.write(redact("\n".join(lines)) + "\n")
+    sys.stdout.flush()
 
 
 @dataclass
@@ -79,13 +113,20 @@ def run_task(
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode != RunMode.RUN
     scrub_files(run_dir / ".hydra")  # a DSN with a password given as an override
-    if hc.mode != RunMode.RUN:
+    if multirun:
         scrub_files(run_dir.parent, "multirun.yaml")
     run_id = f"{script}/{run_dir.name}"
-    if hc.mode != RunMode.RUN:  # multirun job folders are numbers under the sweep folder
+    if multirun:  # multirun job folders are numbers under the sweep folder
         run_id = f"{script}/{run_dir.parent.name}/{run_dir.name}"
     file_sink = setup_logging(run_dir, script, run_id, str(cfg.get("log_level", "INFO")))
+    label = _take_job_label(run_dir, [str(o) for o in hc.overrides.task]) if multirun else ""
+    if label:
+        logger.info(label)
+    # a multirun job's stdout is printed at its end, as one block headed by its label
+    output = io.StringIO()
+    capture = contextlib.redirect_stdout(output) if multirun else contextlib.nullcontext()
     ctx = RunContext(script, run_dir, run_id)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -94,7 +135,8 @@ def run_task(
     code = 0
     try:
         try:
-            summary.update(body(cfg, ctx) or {})
+            with capture:
+                summary.update(body(cfg, ctx) or {})
         except OmegaConfBaseException as exc:  # e.g. a mandatory ??? value left unset
             raise InputError(
                 f"configuration: {str(exc).splitlines()[0]}",
@@ -137,6 +179,8 @@ def run_task(
         logger.info(f"run folder: {where}")
         logger.remove(file_sink)  # the log is complete: close it before the upload
         code = _publish(run_dir, summary, code)
+        if multirun:
+            _print_job_block(label, output.getvalue(), summary, code)
     if hc.mode == RunMode.RUN:
         exit_now(code)
     return code
