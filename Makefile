@@ -73,7 +73,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting: make format
 bench: $(STAMP) ## Benchmarks, side by side with the reference paths; prints ratios: make bench
 	$(tool) $(PY) bench/run.py
 
-import: $(STAMP) ## Import a CSV: make import CSV=bars.csv SYMBOL=NVDA.NASDAQ [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]
+import: $(STAMP) ## Import a CSV: make import CSV=bars.csv SYMBOL=NVDA.NASDAQ [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge] | many: CSV='incoming/*.csv' SYMBOL={stem}
 	@test -n "$$NTRADER_MAKE_CSV" || { echo "usage: make import CSV=path/to/bars.csv SYMBOL=NVDA [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]"; exit 2; }
 	@test -n "$$NTRADER_MAKE_SYMBOL" || { echo "usage: make import CSV=$$NTRADER_MAKE_CSV SYMBOL=NVDA [BAR=…] [MODE=…]  (SYMBOL is missing)"; exit 2; }
 	@$(call run,import_csv)

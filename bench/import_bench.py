@@ -3,10 +3,17 @@
 Ours is ``import_csv``; the reference is the tutorial path (pandas -> ``BarDataWrangler`` ->
 ``ParquetDataCatalog.write_data``). Both catalogs must hold the same bars. The catalog ours wrote
 is kept on the context (``ctx.year``) for the load benchmark.
+
+The nightly row: 50 files of one RTH session of 1-minute bars each, imported by ONE whole
+``make import CSV='<dir>/*.csv' SYMBOL={stem}`` process, against one ``make import`` per file (a
+few of them timed, extrapolated to 50); both per symbol-day.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +25,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
 from bench import gen
-from bench.harness import Context, Row, faster, per_s, progress, secs, timed
+from bench.harness import REPO, Context, Row, faster, per_s, progress, secs, timed
 from ntrader.catalog import BarFrame, Catalog
 from ntrader.catalog.codec import table_to_frame
 from ntrader.importing import import_csv
@@ -129,4 +136,104 @@ def bench_import(ctx: Context) -> None:
         same_n and same_close and same_all,
         f"import catalogs hold the same bars: counts ours {len(mine):,} / reference "
         f"{len(theirs):,}; closes equal: {same_close}; ts_event+OHLCV equal: {same_all}",
+    )
+    bench_nightly(ctx)
+
+
+NIGHTLY_SYMBOLS = 50
+NIGHTLY_SAMPLE = 3  # separate `make import` runs timed for the reference, extrapolated to 50
+NIGHTLY_TARGET_S = 0.2  # per symbol-day, the whole batch process
+MAKE = ["make", "-s", "-o", ".venv/.synced", "import"]
+
+
+def rth_csv(path: Path, seed: int) -> int:
+    """One RTH session (2024-06-03 09:30-16:00 New York, 390 bars stamped at the open)."""
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range("2024-06-03 09:30", periods=390, freq="1min")
+    close = np.round(100 + np.cumsum(rng.normal(0, 0.05, 390)), 2)
+    open_ = np.round(np.r_[close[0], close[:-1]], 2)
+    frame = pd.DataFrame(
+        {
+            "timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"),
+            "open": open_,
+            "high": np.round(np.maximum(open_, close) + rng.uniform(0, 0.1, 390), 2),
+            "low": np.round(np.minimum(open_, close) - rng.uniform(0, 0.1, 390), 2),
+            "close": close,
+            "volume": rng.integers(100, 10_000, 390),
+        }
+    )
+    frame.to_csv(path, index=False, float_format="%.2f")
+    return len(frame)
+
+
+def make_env(ctx: Context) -> dict[str, str]:
+    """The bench's environment without the calling make's flags and variables (``make bench``
+    passes its ``ARGS`` down through ``MAKEFLAGS``)."""
+    drop = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ARGS", "CSV", "SYMBOL", "RUNS"}
+    return {k: v for k, v in ctx.env.items() if k not in drop and not k.startswith("NTRADER_")}
+
+
+def make_import(ctx: Context, csv: str, symbol: str, catalog: Path) -> None:
+    runs = f"RUNS={ctx.work / 'runs'}"
+    args = [*MAKE, f"CSV={csv}", f"SYMBOL={symbol}", f"CATALOG={catalog}", runs]
+    proc = subprocess.run(args, cwd=REPO, env=make_env(ctx), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+
+
+def bench_nightly(ctx: Context) -> None:
+    """50 one-session files: one batch process vs one `make import` per file."""
+    if shutil.which("make") is None:
+        progress("import: nightly batch skipped (no make on PATH)")
+        return
+    incoming = ctx.fresh_dir("nightly")
+    incoming.mkdir()
+    rows = sum(rth_csv(incoming / f"SYM{i:03d}.csv", seed=i) for i in range(NIGHTLY_SYMBOLS))
+    pattern = os.path.join(incoming, "*.csv")
+    roots: list[Path] = []
+
+    def fresh() -> tuple[Any, ...]:
+        roots.append(ctx.fresh_dir("nightly-catalog"))
+        return (roots[-1],)
+
+    progress(f"import: nightly batch of {NIGHTLY_SYMBOLS} files, one make import x{ctx.reps}")
+    batch, _ = timed(lambda root: make_import(ctx, pattern, "{stem}", root), ctx.reps, fresh)
+    batch_root = roots[-1]
+    progress(f"import: {NIGHTLY_SAMPLE} separate make import runs x{ctx.reps} (extrapolated)")
+
+    def separate(root: Path) -> None:
+        for i in range(NIGHTLY_SAMPLE):
+            make_import(ctx, str(incoming / f"SYM{i:03d}.csv"), f"SYM{i:03d}", root)
+
+    sep, _ = timed(separate, ctx.reps, fresh)
+    ours = batch.best / NIGHTLY_SYMBOLS
+    ref = sep.best / NIGHTLY_SAMPLE
+    ctx.add(
+        Row(
+            "import",
+            f"import: nightly {NIGHTLY_SYMBOLS} files x 1 RTH session, one "
+            "`make import CSV='dir/*.csv' SYMBOL={stem}` vs one `make import` per file "
+            "(per symbol-day, whole processes)",
+            secs(ours),
+            secs(ref),
+            faster(ours, ref),
+            f"≤ {NIGHTLY_TARGET_S} s per symbol-day",
+            ours <= NIGHTLY_TARGET_S,
+            {
+                "files": NIGHTLY_SYMBOLS,
+                "rows": rows,
+                "batch_s": batch.runs,
+                "separate_sample": NIGHTLY_SAMPLE,
+                "separate_s": sep.runs,
+                "batch_per_symbol_day_s": ours,
+                "separate_per_symbol_day_s": ref,
+            },
+        )
+    )
+    held = Catalog(batch_root)
+    counts = [len(held.read(bt)) for bt in held.bar_types()]
+    ctx.results.check(
+        len(counts) == NIGHTLY_SYMBOLS and all(n == 390 for n in counts),
+        f"the nightly batch wrote {len(counts)} bar types of {sorted(set(counts))} bars "
+        f"(expected {NIGHTLY_SYMBOLS} of 390)",
     )

@@ -206,7 +206,10 @@ def _launcher(m: MakeVars) -> list[str]:
 
 def _import(m: MakeVars) -> list[str]:
     csv = m.required("CSV", "make import CSV=path/to/bars.csv SYMBOL=NVDA")
-    m.required("SYMBOL", f"make import CSV={csv} SYMBOL=NVDA")
+    symbol = m.required("SYMBOL", f"make import CSV={csv} SYMBOL=NVDA")
+    if "{stem}" in symbol:  # a batch: each file's symbol is checked when its name fills it in
+        _check_symbol("SYMBOL", symbol.replace("{stem}", "A"))
+        return [f"csv.path={quote(csv)}", f"symbol={quote(symbol)}", *m.opt("mode", "MODE")]
     return [f"csv.path={quote(csv)}", *m.symbol("symbol", "SYMBOL"), *m.opt("mode", "MODE")]
 
 
