@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 PY = sys.executable
 STARTUP = "scripts/scan.py format=json on an empty catalog"
+STARTUP_TARGET_S = 0.6  # issue 13 §3: `make scan` on an empty catalog, whole process
 
 
 def progress(msg: str) -> None:
@@ -240,6 +241,7 @@ class Context:
             for name, cmd in cmds.items():
                 self._startup[name], _ = timed(lambda c=cmd: run_cmd(c, self.env), self.reps)
             for name, t in self._startup.items():
+                target = name == STARTUP  # the others are context
                 self.add(
                     Row(
                         "startup",
@@ -247,9 +249,10 @@ class Context:
                         secs(t.best),
                         "",
                         "",
-                        "—",
-                        None,
+                        f"≤ {secs(STARTUP_TARGET_S)}" if target else "—",
+                        t.best <= STARTUP_TARGET_S if target else None,
                         {"s": t.runs},
+                        probe_cmd=cmds[name] if target else None,
                     )
                 )
         return self._startup[STARTUP]

@@ -13,10 +13,7 @@ from omegaconf import DictConfig
 
 from ntrader import runs
 from ntrader.catalog import Catalog, list_catalog, record, render_listing
-from ntrader.ibkr import nodata
-from ntrader.instruments import bar_type_for, resolve_instrument_id
-from ntrader.quality import check_bar_type
-from ntrader.sessions import parse_day
+from ntrader.symbols import bar_type_text, instrument_id_text, instrument_of
 from ntrader.tabular import check_format
 
 
@@ -26,14 +23,14 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     inst = cfg.instruments
     bar_type = None
     if cfg.symbol:
-        iid = resolve_instrument_id(cfg.symbol, inst.default_venue, inst.venues)
-        bar_type = bar_type_for(iid, cfg.bars.spec)
+        iid = instrument_id_text(cfg.symbol, inst.default_venue, inst.venues)
+        bar_type = bar_type_text(iid, cfg.bars.spec)
     if cfg.repair or bar_type is None:  # a reader: a catalog that does not exist is an error
-        sym = None if bar_type is None else str(bar_type.instrument_id)
+        sym = None if bar_type is None else instrument_of(bar_type)
         catalog.require_exists(sym, str(cfg.bars.spec))  # (check: after its arguments)
     if cfg.repair:
         with ctx.step("repair"):
-            moved = catalog.quarantine_corrupt([str(bar_type)] if bar_type else None)
+            moved = catalog.quarantine_corrupt([bar_type] if bar_type else None)
         ctx.counts.update(quarantined=len(moved))
         lines = [f"moved {m.path} to {m.moved_to}: {m.reason}" for m in moved]
         print("\n".join(lines) or f"no corrupt file in {catalog.url}")
@@ -44,10 +41,14 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         ctx.counts.update(bar_types=len(rows), rows=sum(r["rows"] for r in rows))
         print(render_listing(rows, fmt, catalog.url))
         return {"catalog": catalog.url, "bar_types": rows}
+    from ntrader.ibkr import nodata  # check only: calendars need pandas (tests/test_startup.py)
+    from ntrader.quality import check_bar_type
+    from ntrader.sessions import parse_day
+
     check, health = cfg.check, cfg.health
     expiry = nodata.parse_expiry(cfg.ibkr.nodata_expiry_days)
     with ctx.step("check"):
-        answered = nodata.current(catalog, str(bar_type), expiry_days=expiry)
+        answered = nodata.current(catalog, bar_type, expiry_days=expiry)
         report = check_bar_type(
             catalog,
             bar_type,

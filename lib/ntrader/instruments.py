@@ -8,7 +8,6 @@ venue map (``conf/instruments``), else the default venue. ``BAR`` is a Nautilus 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 
 from nautilus_trader.model.currencies import USD
@@ -19,7 +18,13 @@ from nautilus_trader.model.instruments import Equity
 from nautilus_trader.model.objects import Price, Quantity
 
 from ntrader.errors import InputError
-from ntrader.symbols import check_bar_spec, check_bar_type_name, check_venue, split_instrument_id
+from ntrader.symbols import BarStep as BarStep  # re-exported: it used to live here
+from ntrader.symbols import (
+    check_bar_spec,
+    check_bar_type_name,
+    check_venue,
+    split_instrument_id,
+)
 
 _AGGREGATION_NS = {
     BarAggregation.SECOND: 1_000_000_000,
@@ -66,18 +71,6 @@ def bar_types_for(
     return [
         bar_type_for(resolve_instrument_id(s, default_venue, venues), bar_spec) for s in symbols
     ]
-
-
-@dataclass(frozen=True)
-class BarStep:
-    """How far a bar's close lies from its open: ``interval_ns``, or whole calendar days."""
-
-    interval_ns: int
-    calendar_days: int = 0
-
-    @property
-    def daily(self) -> bool:
-        return self.calendar_days > 0
 
 
 def bar_step(bar_type: BarType | BarSpecification) -> BarStep:

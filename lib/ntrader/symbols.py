@@ -13,6 +13,8 @@ input error (exit 2) that names the value. No NautilusTrader import: usable befo
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ntrader.errors import InputError
 
@@ -25,6 +27,7 @@ PRICE_TYPES = ("LAST", "BID", "ASK", "MID")
 _SYMBOL_RE = re.compile(r"[A-Z0-9]+(?:[.\- ][A-Z0-9]+)*")
 _VENUE_RE = re.compile(r"[A-Z][A-Z0-9]*")
 _SPEC_RE = re.compile(r"(\d+)-([A-Z]+)-([A-Z]+)(?:-([A-Z]+))?")
+_UNIT_NS = {"SECOND": 1_000_000_000, "MINUTE": 60_000_000_000, "HOUR": 3_600_000_000_000}
 _SYMBOL_HINT = "use a ticker such as AAPL or BRK.B, or SYMBOL.VENUE such as AAPL.NASDAQ"
 
 
@@ -124,3 +127,53 @@ def check_bar_type_name(name: object) -> str:
             hint="write symbol, venue and spec in upper case",
         )
     return text
+
+
+def instrument_id_text(
+    symbol: str, default_venue: str = "NASDAQ", venues: Mapping[str, str] | None = None
+) -> str:
+    """``AAPL`` / ``AAPL.NASDAQ`` -> ``AAPL.NASDAQ``, as ``instruments.resolve_instrument_id``
+    resolves it but without NautilusTrader: a bare symbol looks up ``venues`` first."""
+    ticker, venue = split_instrument_id(symbol)
+    if venue is None:
+        venue = check_venue((venues or {}).get(ticker) or default_venue)
+    return f"{ticker}.{venue}"
+
+
+def bar_type_text(instrument_id: object, bar_spec: object) -> str:
+    """``AAPL.NASDAQ`` + ``1-MINUTE-LAST`` -> ``AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL``, validated
+    like ``ntrader.instruments.bar_type_for`` but as a string (no NautilusTrader import)."""
+    return check_bar_type_name(f"{instrument_id}-{check_bar_spec(bar_spec)}-EXTERNAL")
+
+
+def spec_of(bar_type: object) -> str:
+    """``AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL`` -> ``1-MINUTE-LAST``; ``instrument_of`` the id."""
+    return "-".join(str(bar_type).rsplit("-", 4)[1:4])
+
+
+def instrument_of(bar_type: object) -> str:
+    return str(bar_type).rsplit("-", 4)[0]
+
+
+@dataclass(frozen=True)
+class BarStep:
+    """How far a bar's close lies from its open: ``interval_ns``, or whole calendar days."""
+
+    interval_ns: int
+    calendar_days: int = 0
+
+    @property
+    def daily(self) -> bool:
+        return self.calendar_days > 0
+
+
+def spec_step(bar_spec: object) -> BarStep:
+    """The :class:`BarStep` of a bar spec (``1-MINUTE-LAST``) or bar type string."""
+    text = str(bar_spec)
+    step_text, agg, _price = check_bar_spec(
+        spec_of(text) if text.endswith("-EXTERNAL") else text
+    ).split("-")
+    step = int(step_text)
+    if agg == "DAY":
+        return BarStep(interval_ns=step * 86_400_000_000_000, calendar_days=step)
+    return BarStep(interval_ns=step * _UNIT_NS[agg])

@@ -17,18 +17,12 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
-from nautilus_trader.model.data import Bar, BarType
-from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.instruments import Instrument
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
-from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
 
 from ntrader.catalog.barframe import BarFrame, at_price_precision
 from ntrader.catalog.codec import frame_to_table, table_to_frame
@@ -49,6 +43,13 @@ from ntrader.catalog.snapshot import Snapshots
 from ntrader.catalog.store import open_store
 from ntrader.errors import CatalogBusy, CatalogCorruption, InputError, SystemFailure
 from ntrader.symbols import check_bar_type_name
+
+if TYPE_CHECKING:  # imported where Bars and instruments are decoded: scan and check never do
+    import pandas as pd
+    from nautilus_trader.model.data import Bar, BarType
+    from nautilus_trader.model.identifiers import InstrumentId
+    from nautilus_trader.model.instruments import Instrument
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 Day = str | dt.date | None  # a session date as START/END take it
 
@@ -281,6 +282,8 @@ class Catalog:
     # ---------------------------------------------------------------- writing
     def write_instrument(self, instrument: Instrument) -> PurePath:
         """Write an instrument the way Nautilus does, atomically (temp + rename / one PUT)."""
+        from nautilus_trader.serialization.arrow.serializer import ArrowSerializer
+
         table = ArrowSerializer.serialize_batch([instrument], data_cls=type(instrument))
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])

@@ -10,13 +10,20 @@ Nautilus 1.231 (high-precision build) stores each price/size as a 16-byte little
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
-from nautilus_trader.model.data import BarType
-from nautilus_trader.model.objects import FIXED_PRECISION
 
 from ntrader.catalog.barframe import COLUMNS, BarFrame
 from ntrader.errors import InputError
+
+if TYPE_CHECKING:
+    from nautilus_trader.model.data import BarType
+
+# ``nautilus_trader.model.objects.FIXED_PRECISION`` of the high-precision (int128) build, spelled
+# out so that reading a catalog does not import NautilusTrader (tests/test_startup.py compares).
+FIXED_PRECISION = 16
 
 _TWO64 = 18446744073709551616.0
 _RAW_SCALE = float(10**FIXED_PRECISION)

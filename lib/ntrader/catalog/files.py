@@ -8,6 +8,7 @@ Temp files end in ``.tmp``: Nautilus' ``*.parquet`` globs never see them.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -15,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
@@ -24,18 +24,24 @@ from ntrader.catalog.guard import is_not_writable
 from ntrader.errors import SystemFailure
 
 TMP_SUFFIX = ".tmp"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def ns_to_file_stamp(ns: int) -> str:
     """1700000060000000000 -> ``2023-11-14T22-14-20-000000000Z`` (Nautilus' file-name stamp)."""
-    ts = pd.Timestamp(int(ns), tz="UTC")
-    return ts.strftime("%Y-%m-%dT%H-%M-%S-") + f"{ts.value % 1_000_000_000:09d}Z"
+    seconds, nanos = divmod(int(ns), 1_000_000_000)
+    ts = _EPOCH + dt.timedelta(seconds=seconds)
+    return ts.strftime("%Y-%m-%dT%H-%M-%S-") + f"{nanos:09d}Z"
 
 
 def file_stamp_to_ns(stamp: str) -> int:
     date_part, time_part = stamp.split("T")
     hh, mm, ss, nanos = time_part.rstrip("Z").split("-")
-    return int(pd.Timestamp(f"{date_part}T{hh}:{mm}:{ss}", tz="UTC").value) + int(nanos)
+    when = dt.datetime.fromisoformat(f"{date_part}T{hh}:{mm}:{ss}").replace(tzinfo=dt.UTC)
+    ns = (when - _EPOCH) // dt.timedelta(seconds=1) * 1_000_000_000 + int(nanos)
+    if not -(2**63) <= ns < 2**63:  # what pandas.Timestamp (int64 ns) could hold
+        raise ValueError(f"file stamp {stamp!r} out of range")
+    return ns
 
 
 def interval_file_name(first_ns: int, last_ns: int) -> str:

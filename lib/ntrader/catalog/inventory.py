@@ -8,17 +8,16 @@ import os
 import re
 import shlex
 import weakref
+import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from loguru import logger
 
 from ntrader.catalog.guard import is_not_writable, not_writable
 from ntrader.errors import DataError
-from ntrader.sessions import last_completed_session, sessions_between
 from ntrader.tabular import csv_text, json_text, text_table
 
 if TYPE_CHECKING:
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("bar_type", "instrument_id", "first", "last", "rows", "files", "bytes")
 DISPLAY_TZ = "America/New_York"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,31 @@ def iso(ns: int | None, tz: str = DISPLAY_TZ, *, daily: bool = False) -> str | N
     """A bar's ``ts_event`` for people: local ISO time, or the session date of a daily bar."""
     if ns is None:
         return None
+    ns = int(ns)  # numpy integers too
     if daily:  # ts_event of a daily bar is the next local midnight: show the session's date
-        return str((pd.Timestamp(ns - 1, tz="UTC").tz_convert(tz)).date())
+        return str(_local(ns - 1, tz).date())
+    if ns % 1000 == 0 and _zone(tz) is not None:
+        return _local(ns, tz).isoformat()
+    import pandas as pd  # nanoseconds (only pandas prints them), or a zone only pandas knows
+
     return pd.Timestamp(ns, tz="UTC").tz_convert(tz).isoformat()
+
+
+def _zone(tz: str) -> zoneinfo.ZoneInfo | None:
+    try:
+        return zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _local(ns: int, tz: str) -> dt.datetime:
+    """``ns`` since the epoch in zone ``tz``, to the microsecond (pandas is not imported here)."""
+    zone = _zone(tz)
+    if zone is None:
+        import pandas as pd
+
+        return pd.Timestamp(ns, tz="UTC").tz_convert(tz).to_pydatetime(warn=False)
+    return (_EPOCH + dt.timedelta(microseconds=ns // 1000)).astimezone(zone)
 
 
 def record(a: Availability, tz: str = DISPLAY_TZ) -> dict[str, Any]:
@@ -175,6 +197,8 @@ def example_range(
 ) -> tuple[dt.date, dt.date]:
     """The last ``sessions`` completed sessions: the dates a suggested fetch uses when the
     context names none (pick your own range in their place)."""
+    from ntrader.sessions import last_completed_session, sessions_between  # pandas: when needed
+
     last = last_completed_session(calendar)
     span = sessions_between(calendar, last - dt.timedelta(days=2 * sessions + 14), last)
     return span.date_list()[-min(sessions, len(span))], last

@@ -32,14 +32,23 @@ from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
-from filelock import FileLock, Timeout
-from fsspec.asyn import sync
-
 from ntrader.errors import CatalogBusy, SystemFailure
 
 SKEW_S = 30.0
 _CONDITIONAL_OK: set[str] = set()  # buckets whose server proved it honours If-None-Match
 TTL_ENV = "NTRADER_LEASE_TTL"
+
+
+def _timeout() -> type[Exception]:
+    from filelock import Timeout
+
+    return Timeout
+
+
+def _sync(loop: Any, coro: Callable[[], Any]) -> Any:
+    from fsspec.asyn import sync  # S3 leases only
+
+    return sync(loop, coro)
 
 
 def lease_ttl() -> float:
@@ -59,8 +68,16 @@ class LocalLock:
         self.path = str(path)
         self.where = where
         self._inside = inside  # containment check, run before the lock file is created
-        self._lock = FileLock(self.path)
+        self._file_lock: Any = None  # filelock is imported by the first writer, not by readers
         self._owner = self.path + ".owner"
+
+    @property
+    def _lock(self) -> Any:
+        if self._file_lock is None:
+            from filelock import FileLock
+
+            self._file_lock = FileLock(self.path)
+        return self._file_lock
 
     def holder(self) -> str:
         try:
@@ -79,7 +96,7 @@ class LocalLock:
             return
         try:
             self._lock.acquire(timeout=timeout)
-        except Timeout as exc:
+        except _timeout() as exc:
             raise CatalogBusy(f"{self.where} stayed locked by {self.holder()}") from exc
         try:
             with open(self._owner, "w") as fh:
@@ -135,7 +152,7 @@ class LeaseLock:
     def _read(self) -> tuple[dict[str, Any], str] | None:
         """The lock note and its ETag from ONE GET (so they belong together), or None."""
         try:
-            body, etag = sync(self.fs.loop, self._get)
+            body, etag = _sync(self.fs.loop, self._get)
         except FileNotFoundError:
             return None
         try:

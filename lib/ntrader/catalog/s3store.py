@@ -16,16 +16,18 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import PurePath, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from ntrader.catalog.files import temp_path_in
 from ntrader.catalog.guard import KeyFence, not_writable
 from ntrader.catalog.lock import LeaseLock
 from ntrader.errors import ConnectionFailure, InputError
+
+if TYPE_CHECKING:
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 FOOTER_GUESS = 64 * 1024  # bytes read from a file's end to get its Parquet footer in one request
 
@@ -214,6 +216,8 @@ class S3Store:
         return LeaseLock(self.fs, path, f"catalog {self.url}")
 
     def nautilus(self) -> ParquetDataCatalog:
+        from nautilus_trader.persistence.catalog import ParquetDataCatalog  # only when asked
+
         return ParquetDataCatalog(
             str(self.root),
             fs_protocol="s3",

@@ -25,19 +25,20 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from nautilus_trader.core.nautilus_pyo3 import drop_cvec_pycapsule
-from nautilus_trader.model.data import Bar, capsule_to_list
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from ntrader.catalog.commit import Committer, parse_plan
 from ntrader.catalog.corruption import Changed, Vanished, diagnose, local_identity, os_failure
 from ntrader.catalog.files import DataFile, list_data_files
 from ntrader.catalog.history import History
 from ntrader.errors import CatalogBusy, NtraderError, SystemFailure
+
+if TYPE_CHECKING:  # imported in decode_bars: listing, footers and timestamps need only pyarrow
+    from nautilus_trader.model.data import Bar
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 T = TypeVar("T")
 READ_TRIES = 8  # fresh listings per read (each after a vanished/changed file)
@@ -190,6 +191,10 @@ class Snapshots:
         end_ns: int | None,
     ) -> list[Bar]:
         """Nautilus' Rust reader over ``paths`` (pinned copies of ``files``)."""
+        from nautilus_trader.core.nautilus_pyo3 import drop_cvec_pycapsule
+        from nautilus_trader.model.data import Bar, capsule_to_list
+        from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
         if self._local_nautilus is None:  # any local catalog: it only reads the files given
             self._local_nautilus = ParquetDataCatalog(tempfile.gettempdir())
         # The Rust session must be dropped on this thread (it is "unsendable"): never leave it

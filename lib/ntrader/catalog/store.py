@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from ntrader.catalog.files import TMP_SUFFIX, fsync_dir, temp_path_in, write_table_durably
 from ntrader.catalog.guard import LocalFence, check_local_root
@@ -27,6 +26,8 @@ from ntrader.catalog.lock import LocalLock
 from ntrader.errors import InputError
 
 if TYPE_CHECKING:
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
     from ntrader.catalog.s3store import S3Store
 
 DEFAULT_CATALOG = Path("data/catalog")
@@ -182,6 +183,8 @@ class LocalStore:
         return LocalLock(path, f"catalog {self.url}", inside=self.inside)
 
     def nautilus(self) -> ParquetDataCatalog:
+        from nautilus_trader.persistence.catalog import ParquetDataCatalog  # only when asked
+
         return ParquetDataCatalog(str(self.root))
 
 

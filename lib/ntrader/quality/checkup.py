@@ -11,19 +11,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
-from nautilus_trader.model.data import BarType
 
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import Availability, example_range, iso, make_command, record
 from ntrader.errors import DataError, InputError
-from ntrader.instruments import bar_step
 from ntrader.quality.gaps import GapReport, find_gaps, split_ranges
 from ntrader.quality.health import HealthIssue, check_health
 from ntrader.sessions import calendar_for_venue, calendar_timezone, check_hours
+from ntrader.symbols import instrument_of, spec_of, spec_step
 from ntrader.tabular import csv_text, json_text, text_table
+
+if TYPE_CHECKING:  # a check runs without NautilusTrader: bar types are their strings
+    from nautilus_trader.model.data import BarType
 
 GAP_COLUMNS = ("kind", "first", "last", "size", "command")
 RETRY = "ibkr.retry_nodata=true"
@@ -164,7 +166,7 @@ def _asked_text(records: list[KnownNoData], expiry_days: float | None) -> tuple[
 
 def check_bar_type(
     catalog: Catalog,
-    bar_type: BarType,
+    bar_type: BarType | str,
     *,
     start: dt.date | None = None,
     end: dt.date | None = None,
@@ -180,8 +182,7 @@ def check_bar_type(
     records of what IB had no data for (``ntrader.ibkr.nodata.current``), shown as IB's answer
     (records expire ``nodata_expiry_days`` after they were asked)."""
     bt = str(bar_type)
-    instrument_id = bar_type.instrument_id
-    spec = f"{bar_type.spec}"
+    instrument_id, spec = instrument_of(bt), spec_of(bt)
     # every argument is checked before the catalog is read: a typo is exit 2, not "no data"
     if start and end and start > end:
         raise InputError(f"START {start} is after END {end}", hint="swap them")
@@ -190,7 +191,7 @@ def check_bar_type(
         raise InputError(
             "check.min_gap_bars and health.zero_volume_run must be >= 1, health.jump_threshold > 0",
         )
-    cal = calendar or calendar_for_venue(instrument_id.venue.value)
+    cal = calendar or calendar_for_venue(instrument_id.rsplit(".", 1)[1])
     tz = calendar_timezone(cal)
     catalog.require_exists(str(instrument_id), spec)  # a typo'd CATALOG must not look empty
     avail = catalog.availability(bt)
@@ -213,7 +214,7 @@ def check_bar_type(
                 f"):\n  {fetch}\nor import a file of them:\n  {imp}"
             ),
         )
-    step = bar_step(bar_type)
+    step = spec_step(spec)
     start_ns = None if start is None else pd.Timestamp(start, tz=tz).value
     end_ns = None if end is None else (pd.Timestamp(end, tz=tz) + pd.Timedelta(days=2)).value
     frame = catalog.read(bt, start_ns, end_ns)
