@@ -152,6 +152,8 @@ class Sizes:
     netting_symbols: tuple[int, ...] = (1, 2)  # NETTING vs HEDGING backtests over N symbols
     netting_range: tuple[dt.date, dt.date] = (dt.date(2024, 1, 2), dt.date(2024, 1, 31))
     netting_plain_max: int = 2  # Nautilus' NETTING without the workaround: up to N symbols
+    stream_years: tuple[int, ...] = (1,)  # backtest memory: 1 symbol x N years (to 2024-12-31)
+    stream_symbols: int = 3  # ... and N symbols x 1 year
 
 
 FULL = Sizes(
@@ -169,6 +171,8 @@ FULL = Sizes(
     netting_symbols=(1, 2, 5, 20),
     netting_range=(dt.date(2024, 1, 2), dt.date(2024, 12, 31)),
     netting_plain_max=2,  # 2 symbols x 1 year already takes ~4 cpu-minutes
+    stream_years=(1, 3, 10),
+    stream_symbols=50,
 )
 QUICK = Sizes(
     import_days=14,

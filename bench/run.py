@@ -1,9 +1,9 @@
 """ntrader benchmarks, each side by side with its reference path, in one process.
 
-    python bench/run.py                      # everything (~5 min on 2 cores)
-    python bench/run.py --only import,load   # a selection of: import, load, scan, scale,
-                                             #   check, backtest, netting, sweep, launchers,
-                                             #   fetch, migrate
+    python bench/run.py                      # everything (~40 min on 2 cores)
+    python bench/run.py --only import,load   # a selection of: import, load, compact, scan,
+                                             #   scale, check, backtest, netting, stream, sweep,
+                                             #   launchers, fetch, migrate
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
 
@@ -47,6 +47,7 @@ from loguru import logger
 from bench import (
     backtest_bench,
     check_bench,
+    compact_bench,
     fetch_bench,
     import_bench,
     load_bench,
@@ -54,6 +55,7 @@ from bench import (
     netting_bench,
     scale_bench,
     scan_bench,
+    stream_bench,
     sweep_bench,
     sweep_launcher_bench,
 )
@@ -73,11 +75,13 @@ from bench.harness import (
 BENCHES: dict[str, Callable[[Context], None]] = {
     "import": import_bench.bench_import,
     "load": load_bench.bench_load,
+    "compact": compact_bench.bench_compact,
     "scan": scan_bench.bench_scan,
     "scale": scale_bench.bench_scale,
     "check": check_bench.bench_check,
     "backtest": backtest_bench.bench_backtest,
     "netting": netting_bench.bench_netting,
+    "stream": stream_bench.bench_stream,
     "sweep": sweep_bench.bench_sweep,
     "launchers": sweep_launcher_bench.bench_launchers,
     "fetch": fetch_bench.bench_fetch,

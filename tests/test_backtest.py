@@ -93,7 +93,8 @@ def test_end_to_end_reports_are_consistent(catalog_root, run_script, tmp_path):
     assert res["orders"] == len(csv_rows(run_dir / "orders.csv"))
     assert res["ending_balance"] == pytest.approx(res["starting_balance"] + res["pnl"], abs=0.01)
     assert (run_dir / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Loaded 15,990 bars of AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL from catalog" in r.stderr
+    assert "15,990 bars of AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL in the catalog" in r.stderr
+    assert "streamed 10,000 at a time" in r.stderr
     assert "Backtest AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL" in r.stdout
     assert set(s["timings"]) >= {"availability+load", "run", "reports"}
     # reproducible: the saved config alone gives the same numbers
@@ -283,4 +284,7 @@ def test_parallel_sweep_through_the_joblib_launcher(catalog_root, run_script, tm
     assert "joblib" in (root / "multirun.yaml").read_text()
     for job in ("0", "1"):  # each worker logs into its own job's folder, tagged with its run id
         log = (root / job / "backtest.log").read_text()
-        assert f"[backtest/{root.name}/{job}]" in log and "Loaded" in log
+        assert (
+            f"[backtest/{root.name}/{job}]" in log
+            and "bars of AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL in the catalog" in log
+        )

@@ -14,11 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 AREAS = [
     "import",
     "load",
+    "compact",
     "scan",
     "scale",
     "check",
     "backtest",
     "netting",
+    "stream",
     "sweep",
     "launchers",
     "fetch",

@@ -61,7 +61,8 @@ def writer_main(root: str, work: str, appends_only: bool = False) -> None:
     from .conftest import MINUTE, T0, frame
 
     w = Path(work)
-    c = Catalog(root)
+    # Appends only: no automatic compaction either (it removes files, like a merge does).
+    c = Catalog(root, compact_threshold=0) if appends_only else Catalog(root)
     eq = make_equity(resolve_instrument_id("AAPL"), 2)
     close = np.full(200_000, np.nan)
 

@@ -55,10 +55,10 @@ def _reports(engine) -> dict[str, pd.DataFrame]:
 def test_netting_results_are_identical_with_the_snapshot_memo(loaded):
     spec, data = loaded
     plain, _ = build_engine(spec, data)
-    plain.run()
+    plain.run(start=data.first_ns, end=data.last_ns)
     memo_engine, _ = build_engine(spec, data)
     with snapshot_unpickle_memo() as memo:
-        memo_engine.run()
+        memo_engine.run(start=data.first_ns, end=data.last_ns)
         decoded = len(memo)
     cache = memo_engine.cache
     snapshots = sum(len(cache.position_snapshot_bytes(p)) for p in cache.position_snapshot_ids())

@@ -161,7 +161,7 @@ def test_the_sweep_fetched_before_its_jobs_and_no_job_fetched(fetching_sweep):
     assert f"Fetched {390 * 5 * len(SYMBOLS):,} bars in {5 * len(SYMBOLS)} requests" in log
     for row in s.rows:
         job_log = (s.job_dir(row) / "backtest.log").read_text()
-        assert "fetching from IBKR" not in job_log and "Loaded" in job_log
+        assert "fetching from IBKR" not in job_log and " in the catalog, first " in job_log
         summary = json.loads((s.job_dir(row) / "summary.json").read_text())
         assert "auto_fetch" not in summary["timings"] and "fetched_bars" not in summary["counts"]
     assert "fetched once for 8 job(s) before launching them: 3,900 bars in 10 requests" in s.stdout

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
-from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 
 from ntrader.backtest.spec import BacktestSpec
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import example_range, iso, make_command
+from ntrader.catalog.stream import PinnedBars, pin_bars
 from ntrader.errors import DataError
 from ntrader.ibkr import nodata
 from ntrader.instruments import bar_step
@@ -29,15 +30,38 @@ from ntrader.sessions import calendar_for_venue, calendar_timezone, day_bounds_n
 
 @dataclass
 class LoadedData:
+    """Checked data for one backtest: instruments, and per bar type its bars pinned as of one
+    commit (:class:`~ntrader.catalog.stream.PinnedBars`: timestamps and closes in memory, bars
+    decoded in chunks while the engine runs). Close it (or use it as a context manager) when the
+    run is over."""
+
     instruments: dict[InstrumentId, Instrument]
-    bars: dict[BarType, list[Bar]]
+    sources: dict[BarType, PinnedBars]
     ranges: dict[str, tuple[dt.date, dt.date]]
     closes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # iid -> (ts_event, close)
     tz: str = "America/New_York"
 
     @property
     def bar_count(self) -> int:
-        return sum(len(b) for b in self.bars.values())
+        return sum(s.count for s in self.sources.values())
+
+    @property
+    def first_ns(self) -> int:
+        return min(s.first_ns for s in self.sources.values())
+
+    @property
+    def last_ns(self) -> int:
+        return max(s.last_ns for s in self.sources.values())
+
+    def close(self) -> None:
+        for s in self.sources.values():
+            s.close()
+
+    def __enter__(self) -> LoadedData:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class MissingData(DataError):
@@ -65,11 +89,32 @@ def check_and_load(
     retry_nodata: bool = False,
     nodata_expiry_days: float | None = nodata.DEFAULT_EXPIRY_DAYS,
 ) -> LoadedData:
-    """Verify every bar type's data over the range, then load instruments and bars
-    (``load=False``: check only, the bar lists stay empty). Sessions IBKR answered "no data"
-    for (less than ``nodata_expiry_days`` ago, none with ``retry_nodata``) are not missing."""
+    """Verify every bar type's data over the range (timestamps only) and pin its files for the
+    run (``load=False``: check only, nothing stays pinned and ``sources`` is empty). Sessions IBKR
+    answered "no data" for (less than ``nodata_expiry_days`` ago, none with ``retry_nodata``)
+    are not missing."""
+    opened: list[PinnedBars] = []
+    try:
+        data = _check(catalog, spec, opened, retry_nodata, nodata_expiry_days)
+    except BaseException:
+        for pinned in opened:
+            pinned.close()
+        raise
+    if not load:
+        data.close()
+        data.sources.clear()
+    return data
+
+
+def _check(
+    catalog: Catalog,
+    spec: BacktestSpec,
+    opened: list[PinnedBars],
+    retry_nodata: bool,
+    nodata_expiry_days: float | None,
+) -> LoadedData:
     instruments: dict[InstrumentId, Instrument] = {}
-    bars: dict[BarType, list[Bar]] = {}
+    sources: dict[BarType, PinnedBars] = {}
     ranges: dict[str, tuple[dt.date, dt.date]] = {}
     closes: dict[str, tuple[Any, Any]] = {}
     tz = "America/New_York"
@@ -102,8 +147,9 @@ def check_and_load(
         tz = calendar_timezone(cal)
         step = bar_step(bt)
         lo, hi = day_bounds_ns(spec.start, spec.end, tz)
-        frame = catalog.read(bt, lo, hi)
-        if not len(frame):
+        pinned = pin_bars(catalog, str(bt), lo, hi)  # this commit's files, until the run ends
+        opened.append(pinned)
+        if not pinned.count:
             have = (
                 f"{iso(avail.first_ns, daily=step.daily)} .. {iso(avail.last_ns, daily=step.daily)}"
             )
@@ -118,7 +164,7 @@ def check_and_load(
                 all_fetchable = False
             continue
         gaps = find_gaps(
-            frame.ts_event,
+            pinned.ts,
             calendar=cal,
             step_ns=step.interval_ns,
             daily=step.daily,
@@ -157,8 +203,8 @@ def check_and_load(
                 fetchable += [(bt, r.first, r.last) for r in missing]
         if not problems:
             instruments[iid] = inst
-            bars[bt] = catalog.read_bars(bt, lo, hi) if load else []
-            closes[str(iid)] = (frame.ts_event, frame.close)
+            sources[bt] = pinned
+            closes[str(iid)] = (pinned.ts, pinned.close_px)
     if problems:
         unique_cmds = list(dict.fromkeys(commands))
         raise MissingData(
@@ -170,7 +216,7 @@ def check_and_load(
             fetchable=fetchable,
             complete=all_fetchable,
         )
-    return LoadedData(instruments, bars, ranges, closes, tz)
+    return LoadedData(instruments, sources, ranges, closes, tz)
 
 
 RETRY = "ibkr.retry_nodata=true"

@@ -1,6 +1,15 @@
 """A NautilusTrader ``BacktestEngine`` from specs and loaded data: venues with IBKR fees,
 instruments before bars (the earlier implementation's Bug #9), one strategy per bar type; run it
-(refusing a silent empty run) and fill the portfolio analyzer."""
+(refusing a silent empty run) and fill the portfolio analyzer.
+
+Bars stream into the engine (``spec.stream_chunk`` per bar type at a time): each bar type is one
+of Nautilus' own data-iterator streams (``BacktestEngine.add_data_iterator``) fed by the catalog's
+pinned reader, so the engine merges them by ``ts_init`` exactly as it merges one sorted list —
+ties in bar-type order, as a stable sort of the bar types added one after another gives — and one
+``run()`` sees every bar (timers, account errors and the end-of-run flush as in a one-shot run).
+Each bar type's first bar is added and cleared first: ``add_data`` is what registers a bar type as
+backtest data (else the strategy's subscription asks the data client for it again).
+"""
 
 from __future__ import annotations
 
@@ -76,13 +85,36 @@ def build_engine(spec: BacktestSpec, data: LoadedData) -> tuple[BacktestEngine, 
         )
     for inst in data.instruments.values():
         engine.add_instrument(inst)  # before its bars, or Nautilus rejects them
-    for bars in data.bars.values():
-        engine.add_data(bars)
-    for i, bt in enumerate(data.bars):
-        engine.add_strategy(_make_strategy(spec.strategy, bt, i if len(data.bars) > 1 else None))
+    add_bars(engine, data, spec.stream_chunk)
+    for i, bt in enumerate(data.sources):
+        engine.add_strategy(_make_strategy(spec.strategy, bt, i if len(data.sources) > 1 else None))
     if spec.fast_analysis:  # realized PnLs recorded into lists during the run, not pd.concat
         install_fast_recorder(engine)
     return engine, venues
+
+
+MIN_STREAM_CHUNK = 1_000  # per bar type: smaller chunks cost time (a refill per chunk)
+
+
+def stream_chunk(chunk: int, bar_types: int) -> int:
+    """Bars per chunk of each bar type's stream: ``chunk`` (bars decoded at a time in all)
+    shared among the bar types, but at least :data:`MIN_STREAM_CHUNK` each (or ``chunk``
+    itself when smaller)."""
+    return max(min(MIN_STREAM_CHUNK, chunk), chunk // max(1, bar_types))
+
+
+def add_bars(engine: BacktestEngine, data: LoadedData, chunk: int) -> None:
+    """Every bar type's bars: streams sharing ``chunk`` bars, or (``chunk`` 0) all up front."""
+    if not chunk:
+        for source in data.sources.values():
+            engine.add_data(source.bars())
+        return
+    for source in data.sources.values():
+        engine.add_data([source.first_bar()])  # registers the bar type (see the module doc)
+    engine.clear_data()  # keeps the registrations, drops the bars
+    each = stream_chunk(chunk, len(data.sources))
+    for bt, source in data.sources.items():
+        engine.add_data_iterator(f"bars:{bt}", source.chunks(each))
 
 
 def _make_strategy(s: StrategySpec, bar_type: BarType, tag: int | None) -> Any:
@@ -107,11 +139,12 @@ def _make_strategy(s: StrategySpec, bar_type: BarType, tag: int | None) -> Any:
         ) from exc
 
 
-def run_engine(engine: BacktestEngine) -> list[Exception]:
-    """Run the engine; returns the account errors raised during the run (the last one stopped
-    it, see :mod:`ntrader.backtest.checks`)."""
+def run_engine(engine: BacktestEngine, data: LoadedData) -> list[Exception]:
+    """Run the engine over ``data``'s first to last bar (a streamed run has no bar list for
+    Nautilus to take them from); returns the account errors raised during the run (the last one
+    stopped it, see :mod:`ntrader.backtest.checks`)."""
     with account_errors() as errors, snapshot_unpickle_memo():
-        engine.run()
+        engine.run(start=data.first_ns, end=data.last_ns)
     if engine.iteration == 0 and not errors:  # BacktestNode would only log this
         raise SystemFailure(
             "the backtest processed 0 bars",

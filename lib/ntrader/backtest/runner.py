@@ -27,7 +27,7 @@ from nautilus_trader.model.identifiers import Venue
 from ntrader.backtest.autofetch import AutoFetch
 from ntrader.backtest.checks import engine_stop, order_outcomes, problems
 from ntrader.backtest.data import LoadedData, MissingData, check_and_load
-from ntrader.backtest.engine import analyse, build_engine, run_engine
+from ntrader.backtest.engine import analyse, build_engine, run_engine, stream_chunk
 from ntrader.backtest.performance import (
     daily_equity,
     open_positions,
@@ -187,17 +187,32 @@ def run_backtest(
                 raise
             fetched = _auto_fetch(cat, auto_fetch, missing, t)
             data = check_and_load(cat, spec)
-    for bt, bars in data.bars.items():
+    with data:
+        return _run(spec, data, out_dir, tearsheet, equity_png, t, fetched)
+
+
+def _run(
+    spec: BacktestSpec,
+    data: LoadedData,
+    out_dir: Path | None,
+    tearsheet: bool,
+    equity_png: bool,
+    t: dict[str, float],
+    fetched: int | None,
+) -> BacktestResult:
+    each = stream_chunk(spec.stream_chunk, len(data.sources))
+    for bt, source in data.sources.items():
         logger.info(
-            f"Loaded {len(bars):,} bars of {bt} from catalog, first {iso(bars[0].ts_event)} "
-            f"last {iso(bars[-1].ts_event)} ({t['availability+load']:.2f} s)"
+            f"{source.count:,} bars of {bt} in the catalog, first {iso(source.first_ns)} "
+            f"last {iso(source.last_ns)} ({t['availability+load']:.2f} s; streamed "
+            + (f"{each:,} at a time)" if spec.stream_chunk else "all at once)")
         )
     with timed(t, "build"):
         engine, venues = build_engine(spec, data)
     logger.info(f"running {spec.strategy.name} on {spec.names} …")
     try:
         with timed(t, "run"):
-            account_errors = run_engine(engine)
+            account_errors = run_engine(engine, data)
         stop = engine_stop(engine, data.bar_count, account_errors)
         logger.info(f"run: {engine.iteration:,} bars in {t['run']:.2f} s")
         if stop["stopped_early"]:

@@ -123,8 +123,10 @@ class BacktestSpec:
     """One backtest: a strategy per bar type over ``start .. end`` (sessions in the exchange's
     time zone, both inclusive, either open), on one simulated account per venue.
 
-    ``allow_missing_sessions`` runs over holes in the data instead of refusing; ``log_dir`` (the
-    run folder) receives NautilusTrader's own log file; ``fast_analysis`` computes Nautilus'
+    ``allow_missing_sessions`` runs over holes in the data instead of refusing; ``stream_chunk``
+    bars (shared by the bar types) are decoded at a time while the engine runs (0: all loaded
+    up front, as Nautilus' own examples do; the same fills either way); ``log_dir`` (the run
+    folder) receives NautilusTrader's own log file; ``fast_analysis`` computes Nautilus'
     statistics once at the end (identical numbers)."""
 
     bar_types: list[BarType]
@@ -134,6 +136,7 @@ class BacktestSpec:
     end: dt.date | None = None
     allow_missing_sessions: bool = False
     calendar: str | None = None
+    stream_chunk: int = 10_000
     trader_id: str = "BACKTESTER-001"
     log_level: str = "ERROR"
     log_level_file: str | None = "WARNING"
@@ -146,6 +149,16 @@ class BacktestSpec:
             raise InputError("no instrument to backtest", hint="pass SYMBOL=AAPL or SET=mega_caps")
         if self.start and self.end and self.start > self.end:
             raise InputError(f"START {self.start} is after END {self.end}", hint="swap them")
+        if isinstance(self.stream_chunk, bool) or not isinstance(self.stream_chunk, int):
+            raise InputError(
+                f"data.stream_chunk must be a whole number of bars, not {self.stream_chunk!r}",
+                hint="data.stream_chunk=10000 (0 loads every bar up front)",
+            )
+        if self.stream_chunk < 0:
+            raise InputError(
+                f"data.stream_chunk must be >= 0, not {self.stream_chunk}",
+                hint="data.stream_chunk=10000 (0 loads every bar up front)",
+            )
 
     @property
     def names(self) -> str:
@@ -202,6 +215,7 @@ class BacktestSpec:
             end=parse_day(cfg["dates"]["end"], "END"),
             allow_missing_sessions=bool(data["allow_missing_sessions"]),
             calendar=data["calendar"],
+            stream_chunk=data.get("stream_chunk", 10_000),
             trader_id=str(engine["trader_id"]),
             log_level=str(engine["log_level"]),
             log_level_file=engine["log_level_file"],

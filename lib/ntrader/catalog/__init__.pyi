@@ -2,9 +2,10 @@
 
 from .barframe import BarFrame as BarFrame
 from .catalog import Catalog as Catalog
-from .catalog import WriteResult as WriteResult
+from .compaction import CompactionResult as CompactionResult
 from .conflict import MODES as MODES
 from .conflict import MergeOutcome as MergeOutcome
+from .conflict import WriteResult as WriteResult
 from .conflict import merge_frames as merge_frames
 from .corruption import Quarantined as Quarantined
 from .frames import availability_frame as availability_frame

@@ -15,7 +15,7 @@ import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -27,21 +27,23 @@ from loguru import logger
 from ntrader.catalog.barframe import BarFrame, at_price_precision
 from ntrader.catalog.codec import frame_to_table, table_to_frame
 from ntrader.catalog.commit import Committer
-from ntrader.catalog.conflict import MODES, merge_frames
-from ntrader.catalog.corruption import (
-    Quarantined,
-    corrupt_files,
-    diagnose,
-    quarantine,
-    quarantined_error,
+from ntrader.catalog.compaction import (
+    DEFAULT_PERIOD,
+    DEFAULT_THRESHOLD,
+    CompactionResult,
+    Compactor,
+    check_period,
 )
+from ntrader.catalog.conflict import MODES, merge_frames
+from ntrader.catalog.conflict import WriteResult as WriteResult  # importable from here too
+from ntrader.catalog.corruption import Quarantined, corrupt_files, quarantine, read_locked
 from ntrader.catalog.files import DataFile, interval_file_name, ts_event_bounds
 from ntrader.catalog.guard import is_not_writable, not_writable
 from ntrader.catalog.history import DEFAULT_RETAIN_S, History, fresh_name
 from ntrader.catalog.inventory import Availability, create_catalog, require_catalog, summarize_files
 from ntrader.catalog.snapshot import Snapshots
 from ntrader.catalog.store import open_store
-from ntrader.errors import CatalogBusy, CatalogCorruption, InputError, SystemFailure
+from ntrader.errors import CatalogBusy, InputError, NtraderError, SystemFailure
 from ntrader.symbols import check_bar_type_name
 
 if TYPE_CHECKING:  # imported where Bars and instruments are decoded: scan and check never do
@@ -54,24 +56,6 @@ if TYPE_CHECKING:  # imported where Bars and instruments are decoded: scan and c
 Day = str | dt.date | None  # a session date as START/END take it
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    bar_type: str
-    mode: str
-    rows_in: int
-    rows_added: int  # timestamps not in the catalog before
-    rows_replaced: int  # existing timestamps whose values the incoming rows replaced
-    rows_removed: int  # existing timestamps removed (overwrite: inside the range, not incoming)
-    rows_skipped: int  # incoming rows not written (skip: timestamp already present)
-    files_written: int
-    files_removed: int
-    bytes_written: int
-    instrument_created: bool
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
 class Catalog:
     """A catalog root (directory or ``s3://`` prefix). Reading needs no lock and writes nothing;
     every mutation happens under the lock."""
@@ -82,26 +66,35 @@ class Catalog:
         *,
         lock_timeout: float = 600.0,
         retain_s: float = DEFAULT_RETAIN_S,
+        compact_threshold: int = DEFAULT_THRESHOLD,
+        compact_period: str = DEFAULT_PERIOD,
     ):
         self.store = open_store(root)
         self.root: PurePath = self.store.root
         self.url = self.store.url  # for people: the directory, or s3://bucket/prefix
         self.lock_timeout = lock_timeout
+        self.compact_threshold = int(compact_threshold)  # a write compacts above it; 0: never
+        self.compact_period = check_period(compact_period)
         self._meta = self.root / ".ntrader"
         self._lock = self.store.lock("write")
         self.history = History(self.store, self._meta, retain_s)
         self._committer = Committer(self.store, self._meta, self.history)
         self._snap = Snapshots(self.store, self._committer, self.history, self.bar_root)
+        self._compactor = Compactor(
+            self.store, self._committer, self.history, self._snap.files, self._lock.check
+        )
         self._instruments: dict[str, Instrument] = {}  # written once, never changed: cacheable
 
     @classmethod
     def from_config(cls, catalog: Mapping[str, Any]) -> Catalog:
-        """From the ``catalog`` config group: ``path`` (null = the default), ``lock_timeout`` and
-        ``retain_s``."""
+        """From the ``catalog`` config group: ``path`` (null = the default), ``lock_timeout``,
+        ``retain_s``, ``compact_threshold`` and ``compact_period``."""
         return cls(
             catalog["path"],
             lock_timeout=float(catalog["lock_timeout"]),
             retain_s=float(catalog.get("retain_s", DEFAULT_RETAIN_S)),
+            compact_threshold=int(catalog.get("compact_threshold", DEFAULT_THRESHOLD)),
+            compact_period=str(catalog.get("compact_period", DEFAULT_PERIOD)),
         )
 
     def __str__(self) -> str:
@@ -333,18 +326,13 @@ class Catalog:
             return WriteResult(bt, mode, 0, 0, 0, 0, 0, 0, 0, 0, created)
         live = self._snap.files(bt)
         overlapping = [f for f in live if f.overlaps(frame.first_ns, frame.last_ns)]
-        old = BarFrame.concat([table_to_frame(self._merge_input(f)) for f in overlapping])
+        restamp = self._committer.restamp
+        old = BarFrame.concat(
+            [table_to_frame(read_locked(self.store, f, restamp)) for f in overlapping]
+        )
         if overlapping:
-            old = BarFrame(
-                old.ts_event,
-                old.open,
-                old.high,
-                old.low,
-                old.close,
-                old.volume,
-                frame.price_precision,
-                max(frame.size_precision, old.size_precision),
-            )
+            size_precision = max(frame.size_precision, old.size_precision)
+            old = replace(old, price_precision=frame.price_precision, size_precision=size_precision)
         merged = merge_frames(old if overlapping else None, frame, mode)
         if merged.unchanged:
             return WriteResult(bt, mode, len(frame), 0, 0, 0, merged.skipped, 0, 0, 0, created)
@@ -360,7 +348,7 @@ class Catalog:
         self._lock.check()
         size = self._committer.replace(self.bar_dir(bt), name, frame_to_table(out, bt), remove)
         self.history.prune([bt])
-        return WriteResult(
+        result = WriteResult(
             bt,
             mode,
             len(frame),
@@ -373,27 +361,34 @@ class Catalog:
             size,
             created,
         )
+        n = len(live) - len(remove) + 1
+        if not 0 < self.compact_threshold < n:
+            return result
+        try:  # the write is committed: a failed compaction only leaves the files as they are
+            done = self._compactor.compact(self.bar_dir(bt), self.compact_period)
+        except NtraderError as exc:
+            logger.warning(f"automatic compaction of {bt} failed ({exc}); run `make compact`")
+            return result
+        logger.info(f"{bt} had {n} files (catalog.compact_threshold={self.compact_threshold})")
+        return replace(result, compacted=done.files_merged)
 
-    def _merge_input(self, f: DataFile) -> pa.Table:
-        """An overlapping file a merge reads (under the lock): a proven-corrupt one is moved to
-        ``.corrupt/`` and the write stops."""
-        try:
-            return self.store.read_table(f.path)
-        except (pa.ArrowException, OSError) as exc:
-            err = diagnose(
-                self.store.identity, self.root, f.path, f.size, exc, self.store.read_table
-            )
-            if isinstance(err, CatalogCorruption):
-                q = quarantine(self.store, f.path, err.__cause__ or exc)
-                self._committer.restamp()
-                raise quarantined_error(q, self.root) from exc
-            if not isinstance(err, SystemFailure):  # vanished or changed under our lock
-                raise SystemFailure(
-                    f"catalog file {f.path} changed while this writer held the lock ({err})",
-                    hint="something other than ntrader writes in the catalog; nothing was "
-                    "written, rerun",
-                ) from exc
-            raise err from exc
+    # ---------------------------------------------------------------- compaction
+    def compact(
+        self, bar_types: list[str] | None = None, period: str | None = None
+    ) -> CompactionResult:
+        """Under the lock: merge the small files of ``bar_types`` (all when None) into one file
+        per ``period`` ("month", "year", "all"; default ``compact_period``), each group in one
+        ordinary commit (``compaction``). Readers see the same bars before, during and after."""
+        period = check_period(period or self.compact_period)
+        self.require_exists()  # compacting is no reason to create a catalog
+        names = (
+            self.bar_types()  # as listed, like quarantine_corrupt
+            if bar_types is None
+            else [PurePath(self.bar_dir(bt)).name for bt in bar_types]
+        )
+        with self.locked():
+            done = [self._compactor.compact(self.bar_root / bt, period) for bt in names]
+        return CompactionResult(self.url, period, done)
 
     # ---------------------------------------------------------------- repair
     def quarantine_corrupt(self, bar_types: list[str] | None = None) -> list[Quarantined]:

@@ -10,7 +10,7 @@ Every mode yields strictly increasing, unique timestamps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -74,3 +74,24 @@ def merge_frames(old: BarFrame | None, new: BarFrame, mode: str) -> MergeOutcome
     inside = (old.ts_event >= new.first_ns) & (old.ts_event <= new.last_ns)
     removed = int((inside & ~old_in_new).sum())
     return MergeOutcome(_sorted_union(old.take(~inside), new), added, replaced, removed, 0)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one ``Catalog.write_bars`` did (its mode applied by :func:`merge_frames`)."""
+
+    bar_type: str
+    mode: str
+    rows_in: int
+    rows_added: int  # timestamps not in the catalog before
+    rows_replaced: int  # existing timestamps whose values the incoming rows replaced
+    rows_removed: int  # existing timestamps removed (overwrite: inside the range, not incoming)
+    rows_skipped: int  # incoming rows not written (skip: timestamp already present)
+    files_written: int
+    files_removed: int
+    bytes_written: int
+    instrument_created: bool
+    compacted: int = 0  # data files the automatic compaction then merged (0: none ran)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)

@@ -182,3 +182,24 @@ def quarantined_error(q: Quarantined, root: PurePath) -> CatalogCorruption:
         f"{q.moved_to}; nothing was written",
         hint=f"rerun the same import/fetch to write this range; {REFILL}",
     )
+
+
+def read_locked(store: Any, f: Any, restamp: Callable[[], None]) -> pa.Table:
+    """A data file a writer reads under the lock (a merge's overlapping file, a compaction's
+    input): a proven-corrupt one is moved to ``.corrupt/`` (``restamp()`` then tells S3 readers)
+    and the write stops."""
+    try:
+        return store.read_table(f.path)
+    except (pa.ArrowException, OSError) as exc:
+        err = diagnose(store.identity, store.root, f.path, f.size, exc, store.read_table)
+        if isinstance(err, CatalogCorruption):
+            q = quarantine(store, f.path, err.__cause__ or exc)
+            restamp()
+            raise quarantined_error(q, store.root) from exc
+        if not isinstance(err, SystemFailure):  # vanished or changed under our lock
+            raise SystemFailure(
+                f"catalog file {f.path} changed while this writer held the lock ({err})",
+                hint="something other than ntrader writes in the catalog; nothing was "
+                "written, rerun",
+            ) from exc
+        raise err from exc

@@ -257,6 +257,7 @@ SCRIPT_TARGETS: dict[str, tuple[Callable[[MakeVars], list[str]], bool]] = {
     "import": (_import, True),
     "scan": (lambda m: m.opt("format", "FORMAT"), True),
     "check": (_check, True),
+    "compact": (lambda m: ["compact=true", *m.symbol("symbol", "SYMBOL")], True),
     "fetch": (_fetch, True),
     "backtest": (lambda m: [*m.symbol("symbol", "SYMBOL"), *_backtest_args(m)], True),
     "sweep": (_sweep, True),
