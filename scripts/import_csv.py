@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from ntrader import runs
 from ntrader.catalog import Catalog
 from ntrader.importing import CsvSpec, import_batch, import_csv, is_batch
-from ntrader.instruments import bar_type_for, resolve_instrument_id
+from ntrader.symbols import bar_type_text, instrument_id_text
 
 
 def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
@@ -39,13 +39,13 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         ctx.counts.update(batch.counts())
         print(batch.render(catalog.url))
         return batch.finish({"import": batch.as_dict(), "catalog": catalog.url})
-    instrument_id = resolve_instrument_id(cfg.symbol, inst.default_venue, inst.venues)
+    instrument_id = instrument_id_text(cfg.symbol, inst.default_venue, inst.venues)
     with ctx.step("import"):
         report = import_csv(
             catalog,
             cfg.csv.path,
             instrument_id,
-            bar_type_for(instrument_id, cfg.bars.spec),
+            bar_type_text(instrument_id, cfg.bars.spec),
             mode=cfg.mode,
             spec=spec,
             price_precision=cfg.price_precision,

@@ -1,7 +1,10 @@
-"""Start-up: `make scan` / `make check` import what they need and nothing else (issue 13 §3).
+"""Start-up: `make scan` / `make check` / `make import` import what they need and nothing else
+(issue 13 §3).
 
 Scan and check read Parquet footers and timestamps with pyarrow: no NautilusTrader (nor pandas on
-an empty scan), no Ray/submitit launcher plugin, no report library. Each script runs in a
+an empty scan), no Ray/submitit launcher plugin, no report library; an import into a catalog that
+holds the instrument needs no NautilusTrader either (pandas it does: pyarrow's numpy conversions
+import it). Each script runs in a
 subprocess under ``PYTHONPROFILEIMPORTTIME`` (``python -X importtime``), whose stderr lines name
 every module imported — also when the run ends with ``os._exit`` (``runs.exit_now``).
 """
@@ -68,6 +71,26 @@ def test_check_of_a_small_catalog_imports_no_nautilus_or_launcher(catalog, run_s
     listing = run_script("scan", f"catalog.path={catalog.root}", "format=json", env=TIMED)
     assert [row["rows"] for row in json.loads(listing.stdout)] == [len(bars.ts_event)]
     assert heavy(imported(listing.stderr), also=("pandas", "exchange_calendars")) == []
+
+
+def test_importing_a_session_into_a_known_instrument_imports_no_nautilus(catalog, run_script):
+    """The nightly import path: the catalog holds the instrument, so the write needs only its
+    price precision (read with pyarrow); a first import creates it (and imports Nautilus)."""
+    csv = catalog.root.parent / "AAPL.csv"
+    rows = ["2024-06-03 09:31:00,190.00,190.10,189.90,190.05,100"]
+    rows += [f"2024-06-03 09:{m}:00,190.00,190.10,189.90,190.05,100" for m in range(32, 60)]
+    csv.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    args = [f"catalog.path={catalog.root}", f"csv.path={csv}", "symbol=AAPL"]
+    first = run_script("import_csv", *args, env=TIMED)
+    assert first.code == 0, first.stderr[-3000:]
+    assert "instrument created" in first.stdout
+    assert "nautilus_trader" in {m.split(".")[0] for m in imported(first.stderr)}
+    csv.write_text(csv.read_text().replace("2024-06-03", "2024-06-04"))
+    again = run_script("import_csv", *args, env=TIMED)
+    assert again.code == 0, again.stderr[-3000:]
+    assert "added 29" in again.stdout and "instrument created" not in again.stdout
+    assert heavy(imported(again.stderr)) == []
+    assert len(catalog.read_bars("AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL")) == 58  # both sessions
 
 
 def _launchers(*args: str) -> dict:

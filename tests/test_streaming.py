@@ -153,3 +153,34 @@ def test_stream_chunk_is_validated():
     for bad in (-1, "10", 1.5, True):
         with pytest.raises(InputError, match="stream_chunk"):
             BacktestSpec.of("AAPL", strategy, stream_chunk=bad)
+
+
+def test_too_many_files_to_pin_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    cat, bt = make_catalog(tmp_path / "src", "AAPL", dt.date(2024, 1, 2), dt.date(2024, 1, 12))
+    frame, inst = cat.read(str(bt)), cat.instrument(bt.instrument_id)
+    root = tmp_path / "catalog"
+    daily = Catalog(root, compact_threshold=0)
+    for day in range(9):  # one file per session, as daily appends write them
+        part = frame.take(slice(day * 390, (day + 1) * 390))
+        daily.write_bars(str(bt), part, instrument=inst)
+    n = len(daily.files(str(bt)))
+    assert n == 9
+    code = f"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (60, 60))
+from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.stream import pin_bars
+from ntrader.errors import SystemFailure
+try:
+    pin_bars(Catalog({str(root)!r}), {str(bt)!r})
+except SystemFailure as exc:
+    print(exc.message); print(exc.hint); sys.exit(3)
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert p.returncode == 3, p.stderr
+    assert f"has {n:,} data files" in p.stdout and "make compact" in p.stdout

@@ -22,14 +22,16 @@ import datetime as dt
 import functools
 import threading
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ntrader.errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported where a calendar or date parsing needs it: an import of
+    import pandas as pd  # CSV bars (pyarrow time zones) never does (tests/test_startup.py)
 
 Hours = Literal["regular", "extended"]
 HOURS: tuple[str, ...] = ("regular", "extended")
@@ -154,6 +156,7 @@ def _schedule(calendar: str, start: dt.date, end: dt.date) -> _Schedule:
 
 def _build_schedule(name: str, first: dt.date, last: dt.date) -> _Schedule:
     import exchange_calendars as xc
+    import pandas as pd
 
     try:
         cal = xc.get_calendar(name, start=pd.Timestamp(first), end=pd.Timestamp(last))
@@ -175,6 +178,8 @@ def _build_schedule(name: str, first: dt.date, last: dt.date) -> _Schedule:
 
 
 def _utc_ns(col: pd.Series) -> np.ndarray:
+    import pandas as pd
+
     idx = pd.DatetimeIndex(col)
     if idx.tz is not None:
         idx = idx.tz_convert("UTC").tz_localize(None)
@@ -208,6 +213,8 @@ def calendar_timezone(calendar: str) -> str:
 
 def local_hour_ns(dates: np.ndarray, tz: str, hour: int) -> np.ndarray:
     """UTC ns of local ``hour``:00 on each date (datetime64[D]) in ``tz``."""
+    import pandas as pd
+
     if dates.size == 0:
         return np.empty(0, dtype=np.int64)
     naive = pd.DatetimeIndex(dates.astype("datetime64[ns]") + np.timedelta64(hour, "h"))
@@ -321,6 +328,8 @@ def expand_grid(first: np.ndarray, counts: np.ndarray, step_ns: int) -> np.ndarr
 
 def local_dates(ts_ns: np.ndarray, tz: str) -> np.ndarray:
     """datetime64[D] local date of each UTC ns timestamp in ``tz``."""
+    import pandas as pd
+
     ts = np.asarray(ts_ns, dtype=np.int64)
     if ts.size == 0:
         return np.empty(0, dtype="datetime64[D]")
@@ -330,11 +339,15 @@ def local_dates(ts_ns: np.ndarray, tz: str) -> np.ndarray:
 
 def bar_session_date(ts_event_ns: int, tz: str = "America/New_York") -> dt.date:
     """The session date of one bar: the local date of ``ts_event - 1 ns``."""
+    import pandas as pd
+
     return pd.Timestamp(int(ts_event_ns) - 1, tz="UTC").tz_convert(tz).date()
 
 
 def parse_day(value: str | dt.date | None, what: str) -> dt.date | None:
     """A START/END value (``YYYY-MM-DD`` or a date) as a date; ``None`` when empty."""
+    import pandas as pd
+
     if value is None or value == "":
         return None
     if isinstance(value, dt.date):
@@ -352,6 +365,8 @@ def day_bounds_ns(
 
     A session's bars close after its local midnight and no later than the next one (a daily bar
     closes exactly at the next midnight), so this is ``(midnight(start), midnight(end + 1)]``."""
+    import pandas as pd
+
     lo = None if start is None else pd.Timestamp(start, tz=tz).value + 1
     hi = None if end is None else (pd.Timestamp(end, tz=tz) + pd.Timedelta(days=1)).value
     return lo, hi
@@ -359,6 +374,8 @@ def day_bounds_ns(
 
 def last_completed_session(calendar: str = "XNYS", now: dt.datetime | None = None) -> dt.date:
     """The most recent session whose regular close is at or before ``now`` (default: now)."""
+    import pandas as pd
+
     now_ts = pd.Timestamp(now if now is not None else dt.datetime.now(dt.UTC))
     if now_ts.tzinfo is None:
         now_ts = now_ts.tz_localize("UTC")

@@ -149,14 +149,10 @@ class BacktestSpec:
             raise InputError("no instrument to backtest", hint="pass SYMBOL=AAPL or SET=mega_caps")
         if self.start and self.end and self.start > self.end:
             raise InputError(f"START {self.start} is after END {self.end}", hint="swap them")
-        if isinstance(self.stream_chunk, bool) or not isinstance(self.stream_chunk, int):
+        chunk = self.stream_chunk
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
             raise InputError(
-                f"data.stream_chunk must be a whole number of bars, not {self.stream_chunk!r}",
-                hint="data.stream_chunk=10000 (0 loads every bar up front)",
-            )
-        if self.stream_chunk < 0:
-            raise InputError(
-                f"data.stream_chunk must be >= 0, not {self.stream_chunk}",
+                f"data.stream_chunk must be a whole number of bars >= 0, not {chunk!r}",
                 hint="data.stream_chunk=10000 (0 loads every bar up front)",
             )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from loguru import logger
 
+from ntrader.catalog import inventory as inv
 from ntrader.catalog.barframe import BarFrame, at_price_precision
 from ntrader.catalog.codec import frame_to_table, table_to_frame
 from ntrader.catalog.commit import Committer
@@ -83,7 +84,7 @@ class Catalog:
         self._compactor = Compactor(
             self.store, self._committer, self.history, self._snap.files, self._lock.check
         )
-        self._instruments: dict[str, Instrument] = {}  # written once, never changed: cacheable
+        self._precisions: dict[str, int] = {}  # instruments are written once: cacheable
 
     @classmethod
     def from_config(cls, catalog: Mapping[str, Any]) -> Catalog:
@@ -122,6 +123,11 @@ class Catalog:
         from ntrader.catalog.frames import availability_frame
 
         return availability_frame(self)
+
+    @property
+    def snapshots(self) -> Snapshots:
+        """The snapshot reader every read goes through (``stream.pin_bars`` uses it)."""
+        return self._snap
 
     # ---------------------------------------------------------------- paths
     @property
@@ -265,9 +271,7 @@ class Catalog:
 
     def instrument(self, instrument_id: InstrumentId | str) -> Instrument | None:
         iid = str(instrument_id)
-        data = self.root / "data"
-        kinds = [k for k in self.store.list_dirs(data) if k != "bar"]
-        if not any(self.store.exists(data / k / iid) for k in kinds):
+        if not inv.instrument_files(self.store, self.root, iid):
             return None
         found = self.nautilus().instruments(instrument_ids=[iid])
         return found[0] if found else None
@@ -291,12 +295,13 @@ class Catalog:
         frame: BarFrame,
         *,
         mode: str = "merge",
-        instrument: Instrument | None = None,
+        instrument: Instrument | Callable[[], Instrument] | None = None,
     ) -> WriteResult:
         """Write one bar type's bars under the lock, applying the conflict ``mode``.
 
-        ``frame`` must be sorted with unique ``ts_event``. ``instrument`` is written first when the
-        catalog does not hold it yet (a catalog without the instrument is useless to a backtest).
+        ``frame`` must be sorted with unique ``ts_event``. ``instrument`` (or a function making
+        it: called only then) is written first when the catalog does not hold it yet (a catalog
+        without the instrument is useless to a backtest); the bars take its price precision.
         """
         if mode not in MODES:
             raise InputError(
@@ -307,18 +312,18 @@ class Catalog:
             raise SystemFailure(f"bars for {bt} are not strictly increasing (a bug upstream)")
         with self.locked():
             iid = bt.rsplit("-", 4)[0]
-            existing_inst = self._instruments.get(iid) or self.instrument(iid)
-            created = False
-            if existing_inst is None:
+            precision = self._precisions.get(iid)
+            if precision is None:
+                precision = inv.instrument_precision(self.store, self.root, iid)
+            created = precision is None
+            if precision is None:
                 if instrument is None:
                     raise InputError(f"instrument for {bt} is not in the catalog")
-                self.write_instrument(instrument)
-                existing_inst = instrument
-                created = True
-            self._instruments[iid] = existing_inst
-            frame = at_price_precision(
-                frame, int(existing_inst.price_precision), f"instrument {existing_inst.id}", bt
-            )
+                inst = instrument() if callable(instrument) else instrument
+                self.write_instrument(inst)
+                precision = int(inst.price_precision)
+            self._precisions[iid] = precision
+            frame = at_price_precision(frame, precision, f"instrument {iid}", bt)
             return self._write_locked(bt, frame, mode, created)
 
     def _write_locked(self, bt: str, frame: BarFrame, mode: str, created: bool) -> WriteResult:

@@ -11,7 +11,7 @@ import weakref
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -64,6 +64,29 @@ def summarize_files(
             first = lo if first is None else min(first, lo)
             last = hi if last is None else max(last, hi)
     return Availability(bar_type, bar_type.split("-", 1)[0], first, last, rows, len(files), size)
+
+
+def instrument_files(store: Any, root: PurePath, instrument_id: str) -> list[PurePath]:
+    """The Parquet files of instrument ``instrument_id`` (any kind: ``equity`` …) under
+    ``<root>/data``."""
+    data = root / "data"
+    return [
+        data / kind / instrument_id / name
+        for kind in store.list_dirs(data)
+        if kind != "bar"
+        for name in sorted(store.list_names(data / kind / instrument_id))
+        if name.endswith(".parquet")
+    ]
+
+
+def instrument_precision(store: Any, root: PurePath, instrument_id: str) -> int | None:
+    """The instrument's price precision from its file, read with pyarrow alone (a write of bars
+    needs nothing else of it); None when the catalog does not hold it."""
+    files = instrument_files(store, root, instrument_id)
+    if not files:
+        return None
+    table = store.read_table(files[-1], columns=["price_precision"])
+    return int(table.column(0)[0].as_py())
 
 
 def iso(ns: int | None, tz: str = DISPLAY_TZ, *, daily: bool = False) -> str | None:

@@ -12,6 +12,8 @@ whole range.
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 from collections.abc import Generator
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -182,16 +184,36 @@ def _row_groups(md: pq.FileMetaData, lo: int, hi: int) -> list[int]:
     return out
 
 
+def _descriptors_for(n: int, bar_type: str, url: str) -> None:
+    """Room for ``n`` more open files (a pin holds each file open until the run ends): the soft
+    limit is raised up to the hard one when needed; beyond that, a clear error."""
+    if not os.path.isdir("/proc/self/fd"):
+        return
+    needed = len(os.listdir("/proc/self/fd")) + n + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if needed <= soft:
+        return
+    if hard == resource.RLIM_INFINITY or needed <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return
+    raise SystemFailure(
+        f"{bar_type} has {n:,} data files in {url}: more than this process may hold open at once "
+        f"(limit {hard:,} with the other bar types' files)",
+        hint="merge them: make compact (catalog.compact_period=year), then rerun",
+    )
+
+
 def pin_bars(
     catalog: Catalog, bar_type: str, start_ns: int | None = None, end_ns: int | None = None
 ) -> PinnedBars:
     """Pin ``bar_type``'s files overlapping ``[start_ns, end_ns]`` (one commit) and read their
     timestamps and closes; close the result when done."""
     bt = PurePath(catalog.bar_dir(bar_type)).name
-    snap = catalog._snap  # the package's own snapshot reader
+    snap = catalog.snapshots
 
     def once() -> PinnedBars:
         files = [f for f in snap.files(bt) if f.overlaps(start_ns, end_ns)]
+        _descriptors_for(len(files), bt, catalog.url)
         stack = contextlib.ExitStack()
         try:
             paths = stack.enter_context(snap.pinned(bt, files))

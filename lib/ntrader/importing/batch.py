@@ -31,8 +31,7 @@ from ntrader.catalog.catalog import Catalog
 from ntrader.errors import DataError, InputError, NtraderError
 from ntrader.importing.importer import import_csv
 from ntrader.importing.reader import CsvSpec
-from ntrader.instruments import bar_type_for, resolve_instrument_id
-from ntrader.symbols import check_bar_spec, shown
+from ntrader.symbols import bar_type_text, check_bar_spec, instrument_id_text, shown
 from ntrader.tabular import text_table
 
 STEM = "{stem}"
@@ -86,7 +85,7 @@ def symbol_for(path: Path, template: str, pattern: re.Pattern[str] | None = None
         stem = m.group(group) or ""
     text = template.replace(STEM, stem)
     try:
-        resolve_instrument_id(text)  # symbol and venue checked; the real venue is resolved later
+        instrument_id_text(text)  # symbol and venue checked; the real venue is resolved later
     except InputError as exc:
         raise InputError(
             f"{shown(str(path), 200)}: the file name gives no valid symbol: {exc.message}",
@@ -252,9 +251,9 @@ def import_batch(
     for path in paths:  # every name is checked before any file is read
         try:
             text = symbol_for(path, symbol, pattern)
-            iid = resolve_instrument_id(text, default_venue, venues)
-            res = FileResult(str(path), str(iid), str(bar_type_for(iid, bar_spec)), "pending")
-            planned.append((res, str(iid)))
+            iid = instrument_id_text(text, default_venue, venues)
+            res = FileResult(str(path), iid, bar_type_text(iid, bar_spec), "pending")
+            planned.append((res, iid))
         except InputError as exc:
             planned.append((_failure(FileResult(str(path), None, None, "pending"), exc), None))
     seen: dict[str, str] = {}
@@ -276,7 +275,7 @@ def import_batch(
                     catalog,
                     res.csv,
                     iid,
-                    bar_type_for(iid, bar_spec),
+                    bar_type_text(iid, bar_spec),
                     mode=mode,
                     spec=spec,
                     price_precision=price_precision,

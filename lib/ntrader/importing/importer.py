@@ -16,11 +16,10 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from loguru import logger
-from nautilus_trader.model.data import BarType
-from nautilus_trader.model.identifiers import InstrumentId
 from tqdm import tqdm
 
 from ntrader.catalog.catalog import Catalog, WriteResult
@@ -30,7 +29,12 @@ from ntrader.errors import InputError
 from ntrader.importing.columns import UnnamedTimestampColumn, hydra_value
 from ntrader.importing.reader import CsvSpec, read_csv_bars
 from ntrader.importing.validation import Spacing, describe_step, modal_step, spec_for_step
-from ntrader.instruments import bar_step, bar_type_for, make_equity, resolve_instrument_id
+from ntrader.symbols import bar_type_text, instrument_id_text, instrument_of, spec_of, spec_step
+
+if TYPE_CHECKING:  # the import path never imports NautilusTrader unless it creates an instrument
+    from nautilus_trader.model.data import BarType
+    from nautilus_trader.model.identifiers import InstrumentId
+    from nautilus_trader.model.instruments import Instrument
 
 DEFAULT_BAR = "1-MINUTE-LAST"  # conf/bars/minute.yaml: what `make import` uses without BAR=
 PROGRESS_MIN_BYTES = 20_000_000  # show progress bars (on a terminal) from ~400k rows up
@@ -88,7 +92,7 @@ def import_csv(
     catalog: Catalog,
     path: str | os.PathLike[str],
     instrument_id: InstrumentId | str,
-    bar_type: BarType | None = None,
+    bar_type: BarType | str | None = None,
     *,
     mode: str = "skip",
     spec: CsvSpec | None = None,
@@ -98,17 +102,20 @@ def import_csv(
 
     ``instrument_id``: an ``InstrumentId``, ``AAPL.NASDAQ`` or a bare ``AAPL`` (default venue);
     ``bar_type`` defaults to its 1-minute bars."""
-    if not isinstance(instrument_id, InstrumentId):
-        instrument_id = resolve_instrument_id(instrument_id)
-    bar_type = bar_type or bar_type_for(instrument_id, "1-MINUTE-LAST")
+    instrument_id = instrument_id_text(str(instrument_id))  # validated, as text
+    bar_type = (
+        bar_type_text(instrument_of(bar_type), spec_of(bar_type))
+        if bar_type
+        else bar_type_text(instrument_id, "1-MINUTE-LAST")
+    )
     spec = csv_spec = spec or CsvSpec()
     csv_path = Path(path)
     if csv_path.exists() and not csv_path.is_file():
         raise InputError(f"not a file: {csv_path}", hint="give the path of a CSV file (CSV=…)")
     if not csv_path.is_file():
         raise InputError(f"CSV file not found: {csv_path}", hint="check the CSV=… path")
-    step = bar_step(bar_type)
-    bar_spec = str(bar_type.spec)
+    step = spec_step(bar_type)
+    bar_spec = spec_of(bar_type)
 
     def command(overrides: Mapping[str, object] | None = None, bar: str | None = None) -> str:
         return make_import_command(
@@ -167,7 +174,12 @@ def import_csv(
             f"{precision} was asked for",
             hint="drop the price_precision override or round the data",
         )
-    instrument = make_equity(instrument_id, precision)
+
+    def instrument() -> Instrument:  # only when the catalog does not hold it yet
+        from ntrader.instruments import make_equity, resolve_instrument_id
+
+        return make_equity(resolve_instrument_id(instrument_id), precision)
+
     with tqdm(total=len(bars), unit="bar", unit_scale=True, desc="write", disable=not show) as p:
         result = catalog.write_bars(bar_type, bars, mode=mode, instrument=instrument)
         p.update(len(bars))
@@ -197,7 +209,7 @@ class SpacingMismatch(InputError):
         self.suggested = suggested
 
 
-def _catalog_has_spacing(catalog: Catalog, bar_type: BarType, spacing: Spacing) -> bool:
+def _catalog_has_spacing(catalog: Catalog, bar_type: str, spacing: Spacing) -> bool:
     """The catalog already holds ``bar_type`` over the rows' range at the spec's spacing: the
     coarser rows are that series with gaps (a patch), not bars of another size."""
     held = catalog.read_ts_event(bar_type, spacing.first_ns, spacing.last_ns)
