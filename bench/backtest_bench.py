@@ -11,6 +11,13 @@ commands.
 Both run ``EMACrossLongOnly`` (trade size 100, EMA 10/20, no historical-bar request) on a CASH,
 NETTING, USD 100k account with Nautilus logging at ERROR and no commissions (``FeeSpec(0, 0, 0)``
 on our side, no fee model on the bare side), so the engine does the same work.
+
+The same year also as WHOLE processes (:func:`bench_backtest_processes`; interpreter, imports,
+Hydra, run folder, reports — what a user waits for): ``scripts/backtest.py`` with its reports
+(the default) and without (``reports.tearsheet=false reports.equity_png=false``), both with zero
+fees, against ``python bench/ref_backtest_bare.py`` (``run_analysis=True``), alternating; wall and
+cpu-s of each; ``summary.json``'s fills and cash balance must equal the bare script's, its PnL
+(marked to market from the float equity curve) to the cent.
 """
 
 from __future__ import annotations
@@ -18,28 +25,23 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gc
+import json
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.config import LoggingConfig
-from nautilus_trader.examples.strategies.ema_cross_long_only import (
-    EMACrossLongOnly,
-    EMACrossLongOnlyConfig,
-)
-from nautilus_trader.model.currencies import USD
+from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.model.data import BarType
-from nautilus_trader.model.enums import AccountType, OmsType
-from nautilus_trader.model.identifiers import TraderId, Venue
-from nautilus_trader.model.objects import Money
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.model.identifiers import Venue
 
 from bench import gen
-from bench.harness import Context, Row, faster, progress, secs
+from bench.harness import PY, Context, Row, faster, progress, secs
+from bench.import_bench import whole_process
+from bench.ref_backtest_bare import FAST, SLOW, STARTING_USD, TRADE_SIZE, bare_engine
+from bench.ref_backtest_bare import account_pnl as ref_account_pnl
 from ntrader.backtest import (
     SHARPE,
     BacktestSpec,
@@ -57,8 +59,6 @@ from ntrader.backtest import (
 from ntrader.catalog import Catalog
 
 STRATEGY = "nautilus_trader.examples.strategies.ema_cross_long_only:EMACrossLongOnly"
-TRADE_SIZE, FAST, SLOW = 100, 10, 20
-STARTING_USD = 100_000
 PHASES = ("load/check", "build", "run", "analysis")
 
 
@@ -112,55 +112,20 @@ def ours(root: Path, spec: BacktestSpec) -> Outcome:
     t1 = time.perf_counter()
     engine, venues = build_engine(spec, data)
     t2 = time.perf_counter()
-    run_engine(engine)
+    run_engine(engine, data)  # the bars stream from files ``data`` pins: close it after
     t3 = time.perf_counter()
     venue = venues[0]
     analyse(engine, venue, fast=True, only_venue=True)
     summary = summarize(engine, venue)
     t4 = time.perf_counter()
+    data.close()
     t.update(zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True))
     return Outcome(engine, venue, t, summary)
 
 
 def bare(root: Path, bar_type: str, *, run_analysis: bool) -> Outcome:
-    """NautilusTrader's own path: ParquetDataCatalog -> BacktestEngine -> run."""
-    bt = BarType.from_str(bar_type)
-    iid = bt.instrument_id
-    t0 = time.perf_counter()
-    catalog = ParquetDataCatalog(str(root))
-    instrument = catalog.instruments(instrument_ids=[str(iid)])[0]
-    bars = catalog.bars([bar_type])
-    t1 = time.perf_counter()
-    engine = BacktestEngine(
-        BacktestEngineConfig(
-            trader_id=TraderId("BACKTESTER-001"),
-            logging=LoggingConfig(log_level="ERROR"),
-            run_analysis=run_analysis,
-        )
-    )
-    venue = Venue(iid.venue.value)
-    engine.add_venue(
-        venue=venue,
-        oms_type=OmsType.NETTING,
-        account_type=AccountType.CASH,
-        base_currency=USD,
-        starting_balances=[Money(STARTING_USD, USD)],
-    )
-    engine.add_instrument(instrument)
-    engine.add_data(bars)
-    config = EMACrossLongOnlyConfig(
-        instrument_id=iid,
-        bar_type=bt,
-        trade_size=Decimal(TRADE_SIZE),
-        fast_ema_period=FAST,
-        slow_ema_period=SLOW,
-        request_historical_bars=False,
-    )
-    engine.add_strategy(EMACrossLongOnly(config))
-    t2 = time.perf_counter()
-    engine.run()  # with run_analysis=True this includes Nautilus' post-run analysis
-    t3 = time.perf_counter()
-    return Outcome(engine, venue, {"load": t1 - t0, "build": t2 - t1, "run": t3 - t2})
+    """NautilusTrader's own path (:func:`bench.ref_backtest_bare.bare_engine`)."""
+    return Outcome(*bare_engine(root, bar_type, run_analysis=run_analysis))
 
 
 def stat(stats: dict[str, Any], name: str) -> float | None:
@@ -182,9 +147,7 @@ def analyzer_stats(engine: BacktestEngine) -> dict[str, Any]:
 
 
 def account_pnl(o: Outcome) -> float:
-    account = o.engine.cache.account_for_venue(o.venue)
-    start, end = account.starting_balances()[USD], account.balances_total()[USD]
-    return float(end.as_decimal() - start.as_decimal())
+    return ref_account_pnl(o.engine, o.venue)
 
 
 def fills(o: Outcome) -> int:
@@ -313,7 +276,7 @@ def bench_backtest(ctx: Context) -> None:
     ctx.add(
         Row(
             "backtest",
-            f"backtest: ours end-to-end vs bare engine without analysis, {label}",
+            f"backtest: ours end-to-end vs bare engine without analysis, {label} (in-process)",
             secs(o),
             f"{secs(b)} (run_analysis=False)",
             f"{o / b:.2f}x bare",
@@ -326,7 +289,7 @@ def bench_backtest(ctx: Context) -> None:
     ctx.add(
         Row(
             "backtest",
-            "backtest: ours vs bare engine with run_analysis=True (Nautilus default)",
+            "backtest: ours vs bare engine with run_analysis=True (Nautilus default) (in-process)",
             secs(o),
             f"{secs(ba)} (run_analysis=True)",
             f"{faster(o, ba)} ({o / ba:.2f}x)",
@@ -340,7 +303,7 @@ def bench_backtest(ctx: Context) -> None:
     ctx.add(
         Row(
             "backtest",
-            "backtest: where the time goes (best runs)",
+            "backtest: where the time goes (best runs) (in-process)",
             " · ".join(f"{k} {secs(v)}" for k, v in phases["ours"].items()),
             "bare+analysis: " + " · ".join(f"{k} {secs(v)}" for k, v in ref_phases.items()),
             "",
@@ -364,3 +327,88 @@ def bench_backtest(ctx: Context) -> None:
     )
     for out in last_run.values():
         out.dispose()
+    bench_backtest_processes(ctx, label, warm)
+
+
+NO_REPORTS = ("reports.tearsheet=false", "reports.equity_png=false")
+PROC_SIDES = {
+    "reports": "scripts/backtest.py, reports on (the default)",
+    "no-reports": "scripts/backtest.py " + " ".join(NO_REPORTS),
+    "bare": "bench/ref_backtest_bare.py (run_analysis=True)",
+}
+
+
+def process_result(
+    ctx: Context, side: str, root: Path, bar_type: str, dates: tuple[dt.date, dt.date] | None
+) -> tuple[float, float, Any]:
+    """Wall s, cpu-s and result (``summary.json``'s, or the bare script's JSON) of one run."""
+    cmd = [PY, "bench/ref_backtest_bare.py", str(root), bar_type]
+    if side != "bare":
+        cmd = [
+            PY,
+            "scripts/backtest.py",
+            f"catalog.path={root}",
+            f"symbol={bar_type.split('-', 1)[0]}",
+            *([f"dates.start={dates[0]}", f"dates.end={dates[1]}"] if dates else []),
+            *(f"venue.fees.{k}=0" for k in ("per_share", "minimum", "max_pct")),
+            "ibkr.auto_fetch=false",
+            *(NO_REPORTS if side == "no-reports" else ()),
+        ]
+    runs = ctx.fresh_dir("backtest-proc-runs")
+    proc = whole_process(cmd, {**ctx.env, "NTRADER_RUNS": str(runs)})
+    if side == "bare":
+        return proc.wall, proc.cpu, json.loads(proc.stdout.strip().splitlines()[-1])
+    (summary,) = runs.glob("backtest/*/summary.json")
+    return proc.wall, proc.cpu, json.loads(summary.read_text())["result"]
+
+
+def bench_backtest_processes(ctx: Context, label: str, warm: Path) -> None:
+    """Ours with and without reports vs the bare-engine script, whole processes, alternating."""
+    root, bar_type, n = backtest_catalog(ctx)
+    progress("backtest: whole processes, warming up on one week")
+    for side in PROC_SIDES:
+        process_result(ctx, side, warm, bar_type, None)
+    wall: dict[str, list[float]] = {k: [] for k in PROC_SIDES}
+    cpu: dict[str, list[float]] = {k: [] for k in PROC_SIDES}
+    result: dict[str, Any] = {}
+    for i in range(ctx.reps):
+        for side in PROC_SIDES:
+            w, c, result[side] = process_result(ctx, side, root, bar_type, ctx.sizes.backtest_range)
+            wall[side].append(w)
+            cpu[side].append(c)
+        progress(
+            f"backtest: whole processes {i + 1}/{ctx.reps}: "
+            + ", ".join(f"{k} {secs(v[-1])} ({cpu[k][-1]:.1f} cpu-s)" for k, v in wall.items())
+        )
+    bw, bc = min(wall["bare"]), min(cpu["bare"])
+    for side in ("reports", "no-reports"):
+        w, c = min(wall[side]), min(cpu[side])
+        ctx.add(
+            Row(
+                "backtest",
+                f"backtest: {PROC_SIDES[side]} vs bare-engine script with run_analysis=True, "
+                f"{label} (whole process)",
+                f"{secs(w)} ({c:.1f} cpu-s)",
+                f"{secs(bw)} ({bc:.1f} cpu-s)",
+                f"{w / bw:.2f}x bare wall, {c / bc:.2f}x cpu",
+                "—",
+                None,
+                {"wall_s": {k: wall[k] for k in (side, "bare")}, "ratio_wall": w / bw}
+                | {"cpu_s": {k: cpu[k] for k in (side, "bare")}, "ratio_cpu": c / bc}
+                | {"median_wall_s": {k: statistics.median(wall[k]) for k in (side, "bare")}},
+            )
+        )
+    ref = result["bare"]
+    for side in ("reports", "no-reports"):
+        got = result[side]
+        # summary.json's pnl is marked to market (final equity of the float equity curve minus
+        # the start): equal to the account's to the cent; fills and cash balance exactly.
+        same = all(got.get(k) == ref[k] for k in ("fills", "ending_balance"))
+        cent = round(got.get("pnl") or 0.0, 2) == round(ref["pnl"], 2)
+        ctx.results.check(
+            same and cent and ref["bars"] == n,
+            f"backtest (whole process): {PROC_SIDES[side]}: fills {got.get('fills')!r} vs "
+            f"{ref['fills']!r} (bare script), ending balance {got.get('ending_balance')!r} vs "
+            f"{ref['ending_balance']!r}, PnL {got.get('pnl')!r} vs {ref['pnl']!r} (equal to "
+            f"the cent: {cent}); bare processed {ref['bars']:,} of {n:,} bars",
+        )

@@ -84,32 +84,24 @@ def bench_compact(ctx: Context) -> None:
     t_app_after, _ = timed(lambda c: c.write_bars(bt, nxt), reps, lambda: append_on(daily_root))
 
     ref = _median(t_single)
-    uncompacted, compacted = _median(t_daily) / ref, _median(t_compacted) / ref
-    month = _median(t_month) / ref
-    ctx.add(
-        Row(
-            "compact",
-            f"compact: read_bars, {len(closes):,} bars in {files_before} daily files (uncompacted)",
-            secs(_median(t_daily)),
-            f"{secs(ref)} (1 file)",
-            f"{uncompacted:.2f}x",
-            "—",
-            None,
-            {"daily_s": t_daily.runs, "single_s": t_single.runs, "ratio": uncompacted},
+    compacted = _median(t_compacted) / ref
+    for what, t, key in (
+        (f"{len(closes):,} bars in {files_before} daily files (uncompacted)", t_daily, "daily_s"),
+        (f"after compaction by month ({files_before} -> {files_month} files)", t_month, "month_s"),
+    ):
+        ratio = _median(t) / ref
+        ctx.add(
+            Row(
+                "compact",
+                f"compact: read_bars, {what}",
+                secs(_median(t)),
+                f"{secs(ref)} (1 file)",
+                f"{ratio:.2f}x",
+                "—",
+                None,
+                {key: t.runs, "single_s": t_single.runs, "ratio": ratio},
+            )
         )
-    )
-    ctx.add(
-        Row(
-            "compact",
-            f"compact: read_bars after compaction by month ({files_before} -> {files_month} files)",
-            secs(_median(t_month)),
-            f"{secs(ref)} (1 file)",
-            f"{month:.2f}x",
-            "—",
-            None,
-            {"month_s": t_month.runs, "single_s": t_single.runs, "ratio": month},
-        )
-    )
     ctx.add(
         Row(
             "compact",

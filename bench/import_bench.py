@@ -1,8 +1,13 @@
 """The import benchmark of ``bench/run.py``: a 1-minute CSV into a catalog.
 
 Ours is ``import_csv``; the reference is the tutorial path (pandas -> ``BarDataWrangler`` ->
-``ParquetDataCatalog.write_data``). Both catalogs must hold the same bars. The catalog ours wrote
-is kept on the context (``ctx.year``) for the load benchmark.
+``ParquetDataCatalog.write_data``, :mod:`bench.ref_import_tutorial`). Both catalogs must hold the
+same bars. The catalog ours wrote is kept on the context (``ctx.year``) for the load benchmark.
+
+The same CSV also as WHOLE processes (interpreter, imports, Hydra, run folder — what a user waits
+for): ``scripts/import_csv.py`` against ``python bench/ref_import_tutorial.py``, alternating, each
+into a fresh catalog. :func:`whole_process` (wall and cpu-s of one child) is shared with the
+backtest benchmark.
 
 The nightly row: 50 files of one RTH session of 1-minute bars each, imported by ONE whole
 ``make import CSV='<dir>/*.csv' SYMBOL={stem}`` process, against one ``make import`` per file (a
@@ -11,41 +16,34 @@ few of them timed, extrapolated to 50); both per symbol-day.
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import shutil
+import statistics
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
-from nautilus_trader.persistence.wranglers import BarDataWrangler
 
 from bench import gen
-from bench.harness import REPO, Context, Row, faster, per_s, progress, secs, timed
+from bench.harness import PY, REPO, Context, Row, faster, per_s, progress, secs, timed
+from bench.ref_import_tutorial import tutorial_import
 from ntrader.catalog import BarFrame, Catalog
 from ntrader.catalog.codec import table_to_frame
 from ntrader.importing import import_csv
-from ntrader.instruments import make_equity
 
 
 def reference_import(ctx: Context, csv: Path, root: Path) -> list[Any]:
     """The tutorial path: pandas -> BarDataWrangler -> ParquetDataCatalog.write_data."""
-    df = pd.read_csv(csv)
-    # Labelled by the bar close (what ntrader stores), so both catalogs hold the same bars.
-    df.index = pd.DatetimeIndex(
-        pd.to_datetime(df.pop("timestamp"), utc=True) + np.timedelta64(1, "m"),
-        name="timestamp",
-    )
-    instrument = make_equity(ctx.iid, 2)
-    bars = BarDataWrangler(ctx.bar_type, instrument).process(df)
-    catalog = ParquetDataCatalog(str(root))
-    catalog.write_data([instrument])
-    catalog.write_data(bars)
-    return bars
+    return tutorial_import(csv, root, str(ctx.bar_type))
 
 
 def ours_import(ctx: Context, csv: Path, root: Path) -> Any:
@@ -91,7 +89,7 @@ def bench_import(ctx: Context) -> None:
     ctx.add(
         Row(
             "import",
-            f"import: {n:,}-row 1-min CSV -> catalog",
+            f"import: {n:,}-row 1-min CSV -> catalog (in-process)",
             secs(ours.best),
             secs(ref.best),
             faster(ours.best, ref.best),
@@ -105,7 +103,7 @@ def bench_import(ctx: Context) -> None:
     ctx.add(
         Row(
             "import",
-            "import: throughput",
+            "import: throughput (in-process)",
             per_s(rate),
             per_s(n / ref.best),
             "",
@@ -137,7 +135,106 @@ def bench_import(ctx: Context) -> None:
         f"import catalogs hold the same bars: counts ours {len(mine):,} / reference "
         f"{len(theirs):,}; closes equal: {same_close}; ts_event+OHLCV equal: {same_all}",
     )
+    bench_import_processes(ctx, csv, small, n)
     bench_nightly(ctx)
+
+
+@dataclass
+class Proc:
+    """One finished child process: wall seconds, its cpu-s (user + system) and its stdout."""
+
+    wall: float
+    cpu: float
+    stdout: str
+
+
+def whole_process(args: list[str], env: dict[str, str]) -> Proc:
+    """Run ``args`` from the repository root; wall clock around it, cpu-s from ``wait4``."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        gc.collect()
+        t0 = time.perf_counter()
+        p = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+        p.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if code != 0:
+            raise RuntimeError(f"{' '.join(args)} exited {code}:\n{err.read()[-2000:]}")
+        return Proc(wall, usage.ru_utime + usage.ru_stime, out.read())
+
+
+def best_and_median(runs: list[float]) -> dict[str, float]:
+    return {"best": min(runs), "median": statistics.median(runs)}
+
+
+def bench_import_processes(ctx: Context, csv: Path, warm_csv: Path, n: int) -> None:
+    """``scripts/import_csv.py`` vs the tutorial script, whole processes, alternating."""
+
+    def cmd(side: str, path: Path, root: Path) -> list[str]:
+        if side == "ours":
+            return [
+                PY,
+                "scripts/import_csv.py",
+                f"csv.path={path}",
+                f"symbol={ctx.iid}",
+                f"catalog.path={root}",
+            ]
+        return [PY, "bench/ref_import_tutorial.py", str(path), str(root), str(ctx.bar_type)]
+
+    sides = ("ours", "tutorial")
+    progress("import: whole processes, warming up on one day")
+    for side in sides:
+        whole_process(cmd(side, warm_csv, ctx.fresh_dir(f"warm-proc-{side}")), ctx.env)
+    progress(f"import: scripts/import_csv.py vs ref_import_tutorial.py, alternating x{ctx.reps}")
+    wall: dict[str, list[float]] = {k: [] for k in sides}
+    cpu: dict[str, list[float]] = {k: [] for k in sides}
+    roots: dict[str, Path] = {}
+    out: dict[str, str] = {}
+    for i in range(ctx.reps):
+        for side in sides:
+            roots[side] = ctx.fresh_dir(f"import-proc-{side}")
+            proc = whole_process(cmd(side, csv, roots[side]), ctx.env)
+            wall[side].append(proc.wall)
+            cpu[side].append(proc.cpu)
+            out[side] = proc.stdout
+        progress(
+            f"import: whole processes {i + 1}/{ctx.reps}: "
+            + ", ".join(f"{k} {secs(v[-1])}" for k, v in wall.items())
+        )
+    o, r = min(wall["ours"]), min(wall["tutorial"])
+    oc, rc = min(cpu["ours"]), min(cpu["tutorial"])
+    ctx.add(
+        Row(
+            "import",
+            f"import: {n:,}-row 1-min CSV -> fresh catalog, scripts/import_csv.py vs the "
+            "tutorial path as a script (whole process)",
+            f"{secs(o)} ({oc:.2f} cpu-s)",
+            f"{secs(r)} ({rc:.2f} cpu-s)",
+            f"{faster(o, r)} wall, {faster(oc, rc)} cpu",
+            "—",
+            None,
+            {
+                "rows": n,
+                "ours_wall_s": wall["ours"],
+                "ours_cpu_s": cpu["ours"],
+                "reference_wall_s": wall["tutorial"],
+                "reference_cpu_s": cpu["tutorial"],
+                "ours": best_and_median(wall["ours"]),
+                "reference": best_and_median(wall["tutorial"]),
+                "speedup_wall": r / o,
+                "speedup_cpu": rc / oc,
+            },
+        )
+    )
+    mine = len(Catalog(roots["ours"]).read(ctx.bar_type))
+    theirs = len(read_raw_frame(roots["tutorial"] / "data" / "bar" / str(ctx.bar_type)))
+    said = json.loads(out["tutorial"].strip().splitlines()[-1])["bars"]
+    ctx.results.check(
+        mine == theirs == said == n,
+        f"import (whole process): catalogs hold the same number of bars: scripts/import_csv.py "
+        f"{mine:,} / tutorial script {theirs:,} (it printed {said:,}) of {n:,} rows",
+    )
 
 
 NIGHTLY_SYMBOLS = 50

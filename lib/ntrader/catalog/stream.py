@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ntrader.catalog.snapshot import Snapshots
 
 DEFAULT_CHUNK = 10_000  # bars per decoded chunk
+READ_BATCH = 8_192  # rows pyarrow decodes at a time at least (small chunks skip rows fast)
 _MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
 COLUMNS = ["ts_event", "close"]
 
@@ -110,25 +111,20 @@ class PinnedBars:
 
         lo = _MIN_NS if self.start_ns is None else self.start_ns
         hi = _MAX_NS if self.end_ns is None else self.end_ns
+        size = max(1, int(size))
         seen, last = 0, None
         for f, path in zip(self.files, self.paths, strict=True):
             try:
-                pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 16)
-                groups = _row_groups(pf.metadata, lo, hi)
-                batches = pf.iter_batches(batch_size=max(1, int(size)), row_groups=groups)
-                for batch in batches:
-                    ts = batch.column("ts_event").to_numpy()
-                    a, b = np.searchsorted(ts, [lo, hi + 1]) if len(ts) else (0, 0)
-                    if a >= b:
-                        continue
-                    if a or b < len(ts):
-                        batch = batch.slice(int(a), int(b - a))
-                    bars = ArrowSerializer.deserialize(data_cls=Bar, batch=batch)
-                    if bars and type(bars[0]) is not Bar:  # pyo3 bars -> the engine's Cython Bar
-                        bars = Bar.from_pyo3_list(bars)
-                    seen += len(bars)
-                    last = bars[-1].ts_event
-                    yield bars
+                for batch in _batches(path, lo, hi, max(size, READ_BATCH)):
+                    for start in range(0, batch.num_rows, size):
+                        bars = ArrowSerializer.deserialize(
+                            data_cls=Bar, batch=batch.slice(start, size)
+                        )
+                        if type(bars[0]) is not Bar:  # pyo3 bars -> the engine's Cython Bar
+                            bars = Bar.from_pyo3_list(bars)
+                        seen += len(bars)
+                        last = bars[-1].ts_event
+                        yield bars
             except (pa.ArrowException, OSError) as exc:  # diagnosed on the file by name
                 self._snap.table(f)
                 raise SystemFailure(f"reading {f.path} failed: {exc}") from exc
@@ -171,6 +167,18 @@ class PinnedBars:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _batches(path: str, lo: int, hi: int, size: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``path`` with ``lo <= ts_event <= hi`` in record batches of about ``size``
+    (row groups outside the range skipped by their statistics, the edges sliced)."""
+    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 16)
+    groups = _row_groups(pf.metadata, lo, hi)
+    for batch in pf.iter_batches(batch_size=size, row_groups=groups):
+        ts = batch.column("ts_event").to_numpy()
+        a, b = np.searchsorted(ts, [lo, hi + 1]) if len(ts) else (0, 0)
+        if a < b:
+            yield batch.slice(int(a), int(b - a)) if a or b < len(ts) else batch
 
 
 def _row_groups(md: pq.FileMetaData, lo: int, hi: int) -> list[int]:
