@@ -5,7 +5,7 @@ handles linearly and which gives the same fills and PnL for a long-only strategy
 For N symbols × the range (RTH 1-minute random walks, ``EMACrossLongOnly``, 10 shares, USD 100M so
 that no run stops early): ``scripts/backtest.py`` as whole processes (cpu-s of the child, start-up
 included) on NETTING and HEDGING, and in-process ``run_backtest`` on NETTING with ntrader's
-snapshot memo, NETTING as Nautilus ships it (``snapshot_unpickle_memo`` disabled; up to
+kept snapshot counters, NETTING as Nautilus ships it (``counters_cache_in_kernel`` disabled; up to
 ``netting_plain_max`` symbols, it is quadratic) and HEDGING. Every variant must give the same
 fills and PnL.
 """
@@ -70,22 +70,22 @@ def _process(ctx: Context, root: Path, n: int, oms: str) -> tuple[float, dict[st
     return cpu, json.loads(summary.read_text())["result"]
 
 
-def _inproc(root: Path, n: int, oms: str, memo: bool) -> tuple[float, dict[str, Any]]:
+def _inproc(root: Path, n: int, oms: str, fixes: bool) -> tuple[float, dict[str, Any]]:
     import ntrader.backtest.engine as engine_module
 
     strategy = StrategySpec(f"{EMA}:EMACrossLongOnly", f"{EMA}:EMACrossLongOnlyConfig", PARAMS)
     spec = BacktestSpec.of(
         SYMBOLS[:n], strategy, venue=VenueSpec(oms_type=oms, starting_balance=BALANCE)
     )
-    real = engine_module.snapshot_unpickle_memo
-    if not memo:
-        engine_module.snapshot_unpickle_memo = contextlib.nullcontext  # type: ignore[assignment]
+    real = engine_module.counters_cache_in_kernel
+    if not fixes:
+        engine_module.counters_cache_in_kernel = lambda enabled: contextlib.nullcontext()  # type: ignore[assignment]
     try:
         t0 = time.process_time()
         result = run_backtest(spec, root)
         return time.process_time() - t0, result.summary
     finally:
-        engine_module.snapshot_unpickle_memo = real
+        engine_module.counters_cache_in_kernel = real
 
 
 def bench_netting(ctx: Context) -> None:
@@ -93,17 +93,18 @@ def bench_netting(ctx: Context) -> None:
     first, last = ctx.sizes.netting_range
     span = f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"
     per_symbol: dict[str, dict[int, float]] = {"process": {}, "inproc": {}}
+    _inproc(_catalog(ctx, 1), 1, "HEDGING", fixes=True)  # warm-up: the first run imports more
     for n in ctx.sizes.netting_symbols:
         root = _catalog(ctx, n)
         progress(f"netting: {n} symbol(s) × {span}")
         t_net, r_net = _process(ctx, root, n, "NETTING")
         t_hedge, r_hedge = _process(ctx, root, n, "HEDGING")
-        i_net, s_net = _inproc(root, n, "NETTING", memo=True)
-        i_hedge, s_hedge = _inproc(root, n, "HEDGING", memo=True)
+        i_net, s_net = _inproc(root, n, "NETTING", fixes=True)
+        i_hedge, s_hedge = _inproc(root, n, "HEDGING", fixes=True)
         same = {(r["fills"], round(r["pnl"], 6)) for r in (r_net, r_hedge, s_net, s_hedge)}
         plain = ""
         if n <= ctx.sizes.netting_plain_max:
-            i_plain, s_plain = _inproc(root, n, "NETTING", memo=False)
+            i_plain, s_plain = _inproc(root, n, "NETTING", fixes=False)
             same.add((s_plain["fills"], round(s_plain["pnl"], 6)))
             plain = (
                 f"; NETTING as Nautilus ships it {i_plain:.1f} cpu-s ({i_plain / i_net:.1f}x ours)"

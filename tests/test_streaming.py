@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,17 @@ def _parquet_fds() -> int:
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):
             n += os.readlink(f"/proc/self/fd/{fd}").endswith(".parquet")
+    return n
+
+
+def _settled_fds(expected: int, wait_s: float = 5.0) -> int:
+    """:func:`_parquet_fds` once it equals ``expected`` (or after ``wait_s``): pyarrow may close
+    a file it read on its I/O thread a moment after the read returned."""
+    deadline = time.monotonic() + wait_s
+    n = _parquet_fds()
+    while n != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        n = _parquet_fds()
     return n
 
 
@@ -128,7 +140,8 @@ def test_pinned_data_is_one_commit_and_released(root, tmp_path):
     spec = BacktestSpec.of("AAPL", strategy, start="2024-01-02", end="2024-01-05")
     assert _parquet_fds() == 0
     with check_and_load(cat, spec) as data:
-        assert _parquet_fds() == len(cat.files(str(spec.bar_types[0]))) > 0  # pinned: held
+        held = len(cat.files(str(spec.bar_types[0])))
+        assert _settled_fds(held) == held > 0  # pinned: held
         (source,) = data.sources.values()
         assert source.count == 4 * 390 == data.bar_count
         # a writer replaces the file the run pinned: the run still reads what it checked
@@ -141,7 +154,7 @@ def test_pinned_data_is_one_commit_and_released(root, tmp_path):
         streamed = [b for chunk in source.chunks(100) for b in chunk]
         assert [float(b.close) for b in streamed] == list(source.close_px)
         assert float(streamed[0].close) == pytest.approx(float(bars.close[0]))
-    assert _parquet_fds() == 0  # released
+    assert _settled_fds(0) == 0  # released
     # the catalog now holds the new closes
     assert cat.read(str(spec.bar_types[0])).close[0] == pytest.approx(bars.close[0] + 1.0)
 

@@ -34,7 +34,7 @@ from ntrader.backtest.analysis import (
 from ntrader.backtest.checks import account_errors
 from ntrader.backtest.data import LoadedData
 from ntrader.backtest.fees import IbkrFixedFeeModel
-from ntrader.backtest.nautilus_fixes import snapshot_unpickle_memo
+from ntrader.backtest.nautilus_fixes import counters_cache_in_kernel, keep_snapshot_counters
 from ntrader.backtest.spec import BacktestSpec, StrategySpec
 from ntrader.errors import InputError, SystemFailure
 
@@ -47,7 +47,11 @@ def _enum(enum: Any, value: str, what: str) -> Any:
         raise InputError(f"unknown {what} {value!r}", hint=f"use one of {names}") from None
 
 
-def build_engine(spec: BacktestSpec, data: LoadedData) -> tuple[BacktestEngine, list[Venue]]:
+def build_engine(
+    spec: BacktestSpec, data: LoadedData, *, fixes: bool = True
+) -> tuple[BacktestEngine, list[Venue]]:
+    """The engine for ``spec`` over ``data``; ``fixes=False`` builds it without the NETTING
+    snapshot fix (:mod:`ntrader.backtest.nautilus_fixes`), as NautilusTrader ships it."""
     logging = LoggingConfig(
         log_level=spec.log_level.upper(),
         log_level_file=spec.log_level_file.upper()
@@ -57,16 +61,18 @@ def build_engine(spec: BacktestSpec, data: LoadedData) -> tuple[BacktestEngine, 
         log_file_name="nautilus" if spec.log_dir else None,
         log_colors=False,
     )
-    engine = BacktestEngine(
-        BacktestEngineConfig(
-            trader_id=TraderId(spec.trader_id),
-            logging=logging,
-            run_analysis=not spec.fast_analysis,
-        )
-    )
     v = spec.venue
     account_type = _enum(AccountType, v.account_type, "account type")
     oms_type = _enum(OmsType, v.oms_type, "OMS type")
+    netting_several = oms_type == OmsType.NETTING and len(data.instruments) > 1
+    with counters_cache_in_kernel(fixes and netting_several):
+        engine = BacktestEngine(
+            BacktestEngineConfig(
+                trader_id=TraderId(spec.trader_id),
+                logging=logging,
+                run_analysis=not spec.fast_analysis,
+            )
+        )
     try:
         currency = Currency.from_str(v.base_currency)
     except Exception as exc:
@@ -143,7 +149,7 @@ def run_engine(engine: BacktestEngine, data: LoadedData) -> list[Exception]:
     """Run the engine over ``data``'s first to last bar (a streamed run has no bar list for
     Nautilus to take them from); returns the account errors raised during the run (the last one
     stopped it, see :mod:`ntrader.backtest.checks`)."""
-    with account_errors() as errors, snapshot_unpickle_memo():
+    with account_errors() as errors, keep_snapshot_counters(engine):
         engine.run(start=data.first_ns, end=data.last_ns)
     if engine.iteration == 0 and not errors:  # BacktestNode would only log this
         raise SystemFailure(

@@ -71,7 +71,7 @@ class PinnedBars:
         ts_parts, px_parts = [], []
         for f, path in zip(self.files, self.paths, strict=True):  # disjoint files, in order
             try:
-                table = pq.read_table(path, columns=COLUMNS)
+                table = pq.read_table(path, columns=COLUMNS, pre_buffer=False)
             except (pa.ArrowException, OSError):  # the same bytes by name: diagnosed there
                 table = self._snap.table(f, COLUMNS)
             meta = table.schema.metadata or {}
