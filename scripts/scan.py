@@ -44,7 +44,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, object]:
         print(render_listing(rows, fmt, catalog.url))
         return {"catalog": catalog.url, "bar_types": rows}
     from ntrader.ibkr import nodata  # check only: calendars need pandas (tests/test_startup.py)
-    from ntrader.quality import check_bar_type
+    from ntrader.quality import HealthOptions, check_bar_type
     from ntrader.sessions import parse_day
 
     expiry = nodata.parse_expiry(cfg.ibkr.nodata_expiry_days)
@@ -57,15 +57,12 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, object]:
             calendar=cfg.check.calendar,
             hours=str(cfg.check.hours),
             min_gap_bars=int(cfg.check.min_gap_bars),
-            jump_threshold=float(cfg.health.jump_threshold),
-            zero_volume_run=int(cfg.health.zero_volume_run),
+            health=HealthOptions.of(cfg.health),
             no_data=nodata.current(catalog, bar_type, expiry_days=expiry),
             nodata_expiry_days=expiry,
         )
     print(report.render(fmt, int(cfg.check.max_listed)))
-    ctx.counts.update(
-        gaps=len(report.fill), no_data=len(report.no_data), health_issues=len(report.health)
-    )
+    ctx.counts.update(report.counts())
     if cfg.check.fail_on_gaps:
         report.raise_on_gaps()
     return {"catalog": catalog.url, "check": report.as_dict()}

@@ -6,4 +6,7 @@ from .checkup import fill_command as fill_command
 from .gaps import GapReport as GapReport
 from .gaps import find_gaps as find_gaps
 from .health import HealthIssue as HealthIssue
+from .health import HealthOptions as HealthOptions
 from .health import check_health as check_health
+from .splits import PossibleSplit as PossibleSplit
+from .splits import find_possible_splits as find_possible_splits

@@ -19,7 +19,7 @@ from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import Availability, example_range, iso, make_command, record
 from ntrader.errors import DataError, InputError
 from ntrader.quality.gaps import GapReport, find_gaps, split_ranges
-from ntrader.quality.health import HealthIssue, check_health
+from ntrader.quality.health import HealthIssue, HealthOptions, check_health
 from ntrader.sessions import calendar_for_venue, calendar_timezone, check_hours
 from ntrader.symbols import instrument_of, spec_of, spec_step
 from ntrader.tabular import csv_text, json_text, text_table
@@ -129,6 +129,15 @@ class CheckReport:
             lines.append("  health    ok")
         return "\n".join(lines)
 
+    def counts(self) -> dict[str, int]:
+        """The numbers ``summary.json`` records for a check."""
+        return {
+            "gaps": len(self.fill),
+            "no_data": len(self.no_data),
+            "health_issues": len(self.health),
+            "possible_splits": sum(h.count for h in self.health if h.kind == "possible_split"),
+        }
+
     def raise_on_gaps(self) -> None:
         """``check.fail_on_gaps=true``: any gap is a data error (exit 1)."""
         if self.fill:
@@ -173,8 +182,7 @@ def check_bar_type(
     calendar: str | None = None,
     hours: str = "regular",
     min_gap_bars: int = 1,
-    jump_threshold: float = 0.10,
-    zero_volume_run: int = 30,
+    health: HealthOptions | None = None,
     no_data: Mapping[dt.date, KnownNoData] | None = None,
     nodata_expiry_days: float | None = 30.0,
 ) -> CheckReport:
@@ -187,10 +195,9 @@ def check_bar_type(
     if start and end and start > end:
         raise InputError(f"START {start} is after END {end}", hint="swap them")
     check_hours(hours)
-    if min_gap_bars < 1 or jump_threshold <= 0 or zero_volume_run < 1:
-        raise InputError(
-            "check.min_gap_bars and health.zero_volume_run must be >= 1, health.jump_threshold > 0",
-        )
+    if min_gap_bars < 1:
+        raise InputError("check.min_gap_bars must be >= 1")
+    opts = health or HealthOptions()
     cal = calendar or calendar_for_venue(instrument_id.rsplit(".", 1)[1])
     tz = calendar_timezone(cal)
     catalog.require_exists(str(instrument_id), spec)  # a typo'd CATALOG must not look empty
@@ -228,7 +235,13 @@ def check_bar_type(
         hours=hours,
         min_run=min_gap_bars,
     )
-    health = check_health(frame, jump_threshold=jump_threshold, zero_volume_run=zero_volume_run)
+    issues = check_health(
+        frame,
+        jump_threshold=opts.jump_threshold,
+        zero_volume_run=opts.zero_volume_run,
+        split_tolerance=opts.split_tolerance,
+        tz=tz,
+    )
     records = dict(no_data or {})
     sym = str(instrument_id)
     url = catalog.url
@@ -298,4 +311,4 @@ def check_bar_type(
                 "command": fill_command(sym, g.session, g.session, spec, url, args=fetch_args),
             }
         )
-    return CheckReport(avail, cal, gaps, health, fill, nodata_rows)
+    return CheckReport(avail, cal, gaps, issues, fill, nodata_rows)

@@ -1,4 +1,5 @@
-"""Data health of one bar series: OHLC consistency, prices, timestamps, jumps, dead volume.
+"""Data health of one bar series: OHLC consistency, prices, timestamps, jumps, possible splits,
+dead volume.
 
 Every check is vectorized over the BarFrame's numpy columns and works on the rows in the order
 given (a series with ``non_monotonic`` issues is still checked bar-to-bar as stored).
@@ -6,11 +7,15 @@ given (a series with ``non_monotonic`` issues is still checked bar-to-bar as sto
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
 from ntrader.catalog.barframe import BarFrame
+from ntrader.errors import InputError
+from ntrader.quality.splits import DEFAULT_TOLERANCE, find_possible_splits
 
 KINDS = (
     "ohlc_inconsistent",
@@ -18,6 +23,7 @@ KINDS = (
     "duplicate_timestamp",
     "non_monotonic",
     "jump",
+    "possible_split",
     "zero_volume_run",
 )
 
@@ -33,6 +39,37 @@ class HealthIssue:
         return f"{self.kind}: {self.message}"
 
 
+@dataclass(frozen=True)
+class HealthOptions:
+    """The ``health.*`` settings of ``make check`` (``conf/scan.yaml``), checked."""
+
+    jump_threshold: float = 0.10
+    zero_volume_run: int = 30
+    split_tolerance: float = DEFAULT_TOLERANCE
+
+    def __post_init__(self) -> None:
+        if not (self.jump_threshold > 0 and self.zero_volume_run >= 1):
+            raise InputError("health.zero_volume_run must be >= 1, health.jump_threshold > 0")
+        if not 0 < self.split_tolerance < 0.2:
+            raise InputError(
+                f"health.split_tolerance={self.split_tolerance} is out of range",
+                hint="a fraction between 0 and 0.2 (0.08 = within 8 % of a split ratio)",
+            )
+
+    @classmethod
+    def of(cls, cfg: Mapping[str, Any]) -> HealthOptions:
+        """From a config mapping; a value that is not a number is an InputError."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in cfg:
+                kind = int if f.name == "zero_volume_run" else float
+                try:
+                    values[f.name] = kind(cfg[f.name])
+                except (TypeError, ValueError):
+                    raise InputError(f"health.{f.name}={cfg[f.name]!r} is not a number") from None
+        return cls(**values)
+
+
 def _examples(ts: np.ndarray, mask_or_index: np.ndarray, max_examples: int) -> list[int]:
     picked = ts[mask_or_index]
     return [int(x) for x in picked[:max_examples]]
@@ -43,6 +80,8 @@ def check_health(
     *,
     jump_threshold: float = 0.10,
     zero_volume_run: int = 30,
+    split_tolerance: float = DEFAULT_TOLERANCE,
+    tz: str | None = None,
     max_examples: int = 5,
 ) -> list[HealthIssue]:
     """Every data-health issue of ``bars``, in the order of ``KINDS``; [] for clean data.
@@ -52,7 +91,10 @@ def check_health(
     * ``duplicate_timestamp``: count = rows whose ts_event repeats an earlier row's;
     * ``non_monotonic``: count = rows whose ts_event is before the previous row's;
     * ``jump``: bars whose close or open moved more than ``jump_threshold`` (a fraction) from
-      the previous bar's close;
+      the previous bar's close, except possible splits;
+    * ``possible_split``: session boundaries whose price ratio is within ``split_tolerance`` of a
+      split ratio with the volume moving inversely (:mod:`ntrader.quality.splits`); each named
+      "possible split on D (ratio R)", D in ``tz`` (default UTC);
     * ``zero_volume_run``: runs of >= ``zero_volume_run`` consecutive zero-volume bars;
       count = number of runs, examples = first bar of each run.
     """
@@ -121,6 +163,8 @@ def check_health(
             )
         )
 
+    splits = find_possible_splits(ts, o, c, v, tolerance=split_tolerance)
+    split_at = np.isin(ts, [p.ts_event for p in splits])
     if n > 1:
         prev = c[:-1]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -128,7 +172,7 @@ def check_health(
             r_close = np.abs(c[1:] / prev - 1.0)
             r_open = np.abs(o[1:] / prev - 1.0)
             jumped = valid & ((r_close > jump_threshold) | (r_open > jump_threshold))
-        jump = np.concatenate(([False], jumped))
+        jump = np.concatenate(([False], jumped)) & ~split_at
         if jump.any():
             k = int(jump.sum())
             issues.append(
@@ -140,6 +184,18 @@ def check_health(
                     "from the previous close",
                 )
             )
+
+    if splits:
+        listed = "; ".join(p.describe(tz) for p in splits[:max_examples])
+        more = f" and {len(splits) - max_examples} more" if len(splits) > max_examples else ""
+        issues.append(
+            HealthIssue(
+                "possible_split",
+                len(splits),
+                [p.ts_event for p in splits[:max_examples]],
+                listed + more + " — prices before it are in another scale",
+            )
+        )
 
     if zero_volume_run >= 1:
         zero = (v == 0).astype(np.int8)

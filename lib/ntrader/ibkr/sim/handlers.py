@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from ntrader.ibkr.sim import market
+from ntrader.ibkr.sim import corporate, market
 from ntrader.ibkr.sim.bar_requests import (
     HMDS,
     RequestInvalid,
@@ -129,9 +129,12 @@ async def historical_data(conn: Connection, f: FieldReader) -> None:
             sim.finish_request(req, "timeout", detail=f"timeout_every={faults.timeout_every}")
             return
         try:
-            bars, end_ns = _select(conn, info, end_text, duration, bar_size, use_rth)
             if what_to_show.upper() == "SCHEDULE":
                 raise RequestInvalid(162, f"{HMDS}whatToShow=SCHEDULE is not served")
+            if what_to_show.upper() == "ADJUSTED_LAST" and end_text.strip():
+                raise RequestInvalid(162, f"{HMDS}{ADJUSTED_LAST_END}")
+            bars, end_ns = _select(conn, info, end_text, duration, bar_size, use_rth)
+            bars = _adjusted(conn, info, bars, end_ns, what_to_show)
         except RequestInvalid as exc:
             conn.answered(req_id)
             sim.finish_request(req, "invalid", error_code=exc.code, detail=exc.message[:80])
@@ -175,6 +178,23 @@ def _select(
     dur = parse_duration(duration)
     no_data = conn.sim.faults.no_data_sessions
     return select_bars(info, end_ns, dur, bar_minutes, use_rth, no_data), end_ns
+
+
+ADJUSTED_LAST_END = "End date not supported with adjusted last"
+
+
+def _adjusted(
+    conn: Connection, info: SymbolInfo, bars: BarSet, end_ns: int, what_to_show: str
+) -> BarSet:
+    """``bars`` adjusted for the simulator's corporate actions as of its "now"."""
+    actions = conn.sim.corporate_actions
+    if not actions or len(bars) == 0:
+        return bars
+    now = market.local_date(int(conn.sim.wall_clock() * NS))
+    scale, factor = corporate.adjustment(
+        actions, info.symbol, info.head, bars.session_date, now, what_to_show
+    )
+    return corporate.apply(bars, scale, factor)
 
 
 def historical_data_message(req_id: int, bars: BarSet, format_date: int, end_ns: int) -> bytes:

@@ -23,6 +23,7 @@ from loguru import logger
 
 from ntrader.ibkr.sim import market
 from ntrader.ibkr.sim.connection import Connection
+from ntrader.ibkr.sim.corporate import Dividend, Split
 from ntrader.ibkr.sim.faults import Faults, PacingRules, PacingTracker
 from ntrader.ibkr.sim.market import SymbolInfo
 from ntrader.ibkr.sim.protocol import SERVER_VERSION, ContractFields
@@ -61,7 +62,9 @@ class TwsSimulator:
     """A loopback TWS/IB Gateway stand-in for historical bars (asyncio).
 
     ``clock`` (default ``time.monotonic``) drives pacing and the request log; ``wall_clock``
-    (default ``time.time``) is "now" for an empty endDateTime and caps data at the present.
+    (default ``time.time``) is "now" for an empty endDateTime, caps data at the present and is
+    the moment TRADES/ADJUSTED_LAST answers are adjusted as of for ``corporate_actions``
+    (:mod:`ntrader.ibkr.sim.corporate`; a test may add some while the simulator runs).
     """
 
     def __init__(
@@ -77,12 +80,14 @@ class TwsSimulator:
         extra_symbols: Iterable[str] = (),
         pacing_rules: PacingRules | None = None,
         server_version: int = SERVER_VERSION,
+        corporate_actions: Iterable[Split | Dividend] = (),
     ) -> None:
         self.host = host
         self._port = port
         self.faults = faults if faults is not None else Faults()
         self.clock = clock
         self.wall_clock = wall_clock
+        self.corporate_actions: list[Split | Dividend] = list(corporate_actions)
         self.account = account
         self.server_version = server_version
         table = dict(symbols if symbols is not None else market.SYMBOLS)
