@@ -6,6 +6,7 @@
                                              #   launchers, fetch, migrate
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
+    python bench/run.py --merge OUT1 OUT2 …   # one table from area runs done separately
 
 Each timed thing is the best of ``--reps`` (3) repetitions after a warm-up. The markdown table goes
 to stdout and to ``bench/out/results.md`` (all repetitions in ``bench/out/results.json``); progress
@@ -106,7 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=OUT, help=f"where results.md/.json go (default {OUT})"
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="merge the results.json of earlier runs (e.g. one area each) into one table; "
+        "README is refreshed when they cover every area, full size",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, names, readme=not args.no_readme)
     only = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = sorted(set(only) - set(names))
     if unknown:
@@ -177,6 +188,62 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.no_readme or args.quick or set(only) != set(names)):
         update_readme(text)
     progress(f"wrote {out / 'results.md'} and results.json ({elapsed:.0f} s)")
+    return 0
+
+
+def merge(dirs: list[Path], out: Path, names: tuple[str, ...], *, readme: bool) -> int:
+    """One table from several runs' ``results.json`` (rows in area order; an area measured in
+    more than one run: the last run given wins)."""
+    from bench.harness import Results, Row
+
+    runs = []
+    for d in dirs:
+        f = d / "results.json"
+        if not f.is_file():
+            progress(f"{f} does not exist")
+            return 2
+        runs.append(json.loads(f.read_text()))
+    blocks: list[tuple[dict, list[str]]] = []  # a run's rows belong to its areas together
+    for run in runs:
+        mine = [a for a in names if a in run["benchmarks"]]
+        blocks = [b for b in blocks if not set(b[1]) & set(mine)] + [(run, mine)]
+    blocks.sort(key=lambda b: names.index(b[1][0]) if b[1] else len(names))
+    by_area = {a: run for run, areas in blocks for a in areas}
+    results = Results()
+    fields = set(Row.__dataclass_fields__) - {"probe", "probe_cmd"}
+    for run, _ in blocks:
+        for r in run["rows"]:
+            results.rows.append(Row(**{k: v for k, v in r.items() if k in fields}))
+    for run in runs:
+        results.checks += [c for c in run["checks"] if c not in results.checks]
+    when = sorted({run["when"][:16].replace("T", " ") for run in runs})
+    areas = ", ".join(f"{a} ({by_area[a]['when'][:16].replace('T', ' ')})" for a in by_area)
+    quick = any(run["quick"] for run in runs)
+    header = (
+        f"**make bench — merged from {len(runs)} runs, {when[0]} .. {when[-1]}**"
+        f"{' (quick)' if quick else ''}\n\nareas: {areas} · nautilus_trader "
+        f"{runs[-1]['nautilus_trader']} · {runs[-1]['cpus']} cpus"
+    )
+    text = markdown(results, header)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(text)
+    merged = {
+        "merged_from": [str(d) for d in dirs],
+        "benchmarks": list(by_area),
+        "quick": quick,
+        "rows": [
+            {k: v for k, v in asdict(r).items() if k not in ("probe", "probe_cmd")}
+            for r in results.rows
+        ],
+        "checks": results.checks,
+    }
+    (out / "results.json").write_text(json.dumps(merged, indent=2, default=str) + "\n")
+    if readme and not quick and set(by_area) == set(names):
+        update_readme(text)
+    elif readme:
+        missing = sorted(set(names) - set(by_area))
+        progress(f"README not refreshed: {'quick runs' if quick else 'missing ' + str(missing)}")
     return 0
 
 

@@ -78,3 +78,37 @@ def test_quick_scan_prints_its_rows(tmp_path: Path) -> None:
     payload = json.loads((tmp_path / "results.json").read_text())
     assert payload["quick"] is True and payload["benchmarks"] == ["scan"]
     assert [r["name"] for r in payload["rows"]] == rows
+
+
+def test_separate_area_runs_merge_into_one_table(tmp_path: Path) -> None:
+    def bench(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "bench/run.py", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    readme = (REPO / "README.md").read_text()
+    runs = {}
+    for area in ("check", "scan"):  # measured in the "wrong" order: the table keeps area order
+        runs[area] = tmp_path / area
+        quick = ["--quick", "--reps", "1", "--no-readme", "--only", area]
+        p = bench(*quick, "--out", str(runs[area]))
+        assert p.returncode == 0, p.stderr[-2000:]
+    merged = tmp_path / "merged"
+    p = bench("--merge", str(runs["check"]), str(runs["scan"]), "--out", str(merged))
+    assert p.returncode == 0, p.stderr[-2000:]
+    data = json.loads((merged / "results.json").read_text())
+    each = {a: json.loads((d / "results.json").read_text()) for a, d in runs.items()}
+    assert [r["name"] for r in data["rows"]] == [
+        r["name"] for a in ("scan", "check") for r in each[a]["rows"]
+    ]
+    assert data["benchmarks"] == ["scan", "check"]
+    assert set(data["checks"]) == set(each["scan"]["checks"]) | set(each["check"]["checks"])
+    assert "merged from 2 runs" in (merged / "results.md").read_text()
+    assert "README not refreshed: quick runs" in p.stderr
+    assert (REPO / "README.md").read_text() == readme
+    assert bench("--merge", str(tmp_path / "nothing"), "--out", str(merged)).returncode == 2
