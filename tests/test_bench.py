@@ -45,12 +45,9 @@ def test_every_area_has_its_benchmark_module() -> None:
     assert "bench.run" not in modules and "bench.harness" not in modules
 
 
-def test_quick_scan_prints_its_rows(tmp_path: Path) -> None:
-    from bench.harness import QUICK
-
-    k = QUICK.scan_instruments
-    args = ["--quick", "--reps", "1", "--no-readme", "--only", "scan", "--out", str(tmp_path)]
-    proc = subprocess.run(
+def run_bench(*args: str) -> subprocess.CompletedProcess:
+    """``python bench/run.py ARGS`` as ``make bench`` runs it."""
+    return subprocess.run(
         [sys.executable, "bench/run.py", *args],
         cwd=REPO,
         capture_output=True,
@@ -58,6 +55,14 @@ def test_quick_scan_prints_its_rows(tmp_path: Path) -> None:
         timeout=300,
         check=False,
     )
+
+
+def test_quick_scan_prints_its_rows(tmp_path: Path) -> None:
+    from bench.harness import QUICK
+
+    k = QUICK.scan_instruments
+    args = ["--quick", "--reps", "1", "--no-readme", "--only", "scan", "--out", str(tmp_path)]
+    proc = run_bench(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = [line.split(" | ")[0].removeprefix("| ") for line in proc.stdout.splitlines()]
     rows = [name for name in table if name.startswith(("scan:", "start-up:"))]
@@ -81,16 +86,7 @@ def test_quick_scan_prints_its_rows(tmp_path: Path) -> None:
 
 
 def test_separate_area_runs_merge_into_one_table(tmp_path: Path) -> None:
-    def bench(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "bench/run.py", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-
+    bench = run_bench
     readme = (REPO / "README.md").read_text()
     runs = {}
     for area in ("check", "scan"):  # measured in the "wrong" order: the table keeps area order
