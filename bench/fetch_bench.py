@@ -121,6 +121,55 @@ class FetchRun:
     bar_type: str
 
 
+@dataclass
+class Driven:
+    """A :class:`Fetcher` run against a pacing simulator on one fake-clock loop."""
+
+    reports: list
+    sim: TwsSimulator
+    guard: PacingGuard
+    loop: _SettlingLoop
+    spans: dict[str, float]  # real and simulated seconds of Fetcher.run
+
+
+def drive_fetcher(
+    catalog: Catalog,
+    targets: list[FetchTarget],
+    *,
+    client_id: int = 17,
+    sim_options: dict[str, Any] | None = None,
+    **fetcher_options: Any,
+) -> Driven:
+    """Run a Fetcher of ``targets`` against a fresh ``Faults(pacing=True)`` simulator, both on
+    one FakeClock loop (see the module doc)."""
+    fake = FakeClock(0.0)
+    loop = _SettlingLoop(fake)
+    guard = PacingGuard(fake)
+    sim = TwsSimulator("127.0.0.1", 0, Faults(pacing=True), clock=fake.now, **(sim_options or {}))
+    spans: dict[str, float] = {}
+
+    async def main() -> list:
+        await sim.start()
+        try:
+            fetcher = Fetcher(
+                catalog,
+                IbkrSettings(port=sim.port, client_id=client_id),
+                clock=fake,
+                guard=guard,
+                show_progress=False,
+                **fetcher_options,
+            )
+            t0, f0 = time.perf_counter(), fake.now()
+            reports = await fetcher.run(targets)
+            spans["real"], spans["simulated"] = time.perf_counter() - t0, fake.now() - f0
+            return reports
+        finally:
+            await sim.stop()
+
+    reports = asyncio.run(main(), loop_factory=lambda: loop)
+    return Driven(reports, sim, guard, loop, spans)
+
+
 def fetch(
     root: Path,
     start: dt.date,
@@ -140,31 +189,9 @@ def fetch(
     chunk = chunk_sessions or default_chunk_sessions(ib_bar_size(SPEC))
     optimal = optimal_request_count(missing, calendar=calendar, chunk_sessions=chunk)
 
-    fake = FakeClock(0.0)
-    loop = _SettlingLoop(fake)
-    guard = PacingGuard(fake)
-    sim = TwsSimulator("127.0.0.1", 0, Faults(pacing=True), clock=fake.now)
-    spans: dict[str, float] = {}
-
-    async def main() -> list:
-        await sim.start()
-        try:
-            fetcher = Fetcher(
-                catalog,
-                IbkrSettings(port=sim.port, client_id=client_id),
-                chunk_sessions=chunk_sessions,
-                clock=fake,
-                guard=guard,
-                show_progress=False,
-            )
-            t0, f0 = time.perf_counter(), fake.now()
-            reports = await fetcher.run([target])
-            spans["real"], spans["simulated"] = time.perf_counter() - t0, fake.now() - f0
-            return reports
-        finally:
-            await sim.stop()
-
-    (report,) = asyncio.run(main(), loop_factory=lambda: loop)
+    drive = drive_fetcher(catalog, [target], client_id=client_id, chunk_sessions=chunk_sessions)
+    (report,) = drive.reports
+    sim, guard, loop, spans = drive.sim, drive.guard, drive.loop, drive.spans
     requests = sim.requests
     outcomes = Counter(r.outcome for r in requests)
     return FetchRun(
@@ -317,3 +344,6 @@ def bench_fetch(ctx: Context) -> None:
             ctx.results.check(
                 again == 0, f"fetch: a rerun over the filled catalog made {again} requests"
             )
+    from bench.fetch_nightly import bench_nightly  # it imports this module
+
+    bench_nightly(ctx, ctx.sizes.nightly_symbols)

@@ -150,6 +150,7 @@ class Sizes:
     fetch_range: tuple[dt.date, dt.date]  # RTH 1-min bars of one symbol from the TWS simulator
     migrate_rows: int  # 1-min rows per symbol of the legacy PostgreSQL table (x 10 symbols)
     netting_symbols: tuple[int, ...] = (1, 2)  # NETTING vs HEDGING backtests over N symbols
+    nightly_symbols: int = 5  # symbols of the nightly cron fetch with the split-scale check
     netting_range: tuple[dt.date, dt.date] = (dt.date(2024, 1, 2), dt.date(2024, 1, 31))
     netting_plain_max: int = 2  # Nautilus' NETTING without the workaround: up to N symbols
     stream_years: tuple[int, ...] = (1,)  # backtest memory: 1 symbol x N years (to 2024-12-31)
@@ -169,6 +170,7 @@ FULL = Sizes(
     fetch_range=(dt.date(2024, 1, 1), dt.date(2024, 12, 31)),  # 252 sessions
     migrate_rows=500_000,  # 5M rows; the doubled table 10M
     netting_symbols=(1, 2, 5, 20),
+    nightly_symbols=50,
     netting_range=(dt.date(2024, 1, 2), dt.date(2024, 12, 31)),
     netting_plain_max=2,  # 2 symbols x 1 year already takes ~4 cpu-minutes
     stream_years=(1, 3, 10),

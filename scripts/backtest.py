@@ -27,7 +27,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         spec,
         Catalog.from_config(cfg.catalog),
         out_dir=ctx.run_dir,
-        auto_fetch=AutoFetch.from_config(cfg.ibkr),
+        auto_fetch=AutoFetch.from_config(cfg.ibkr, cfg.get("corporate_actions")),
         tearsheet=bool(cfg.reports.tearsheet),
         equity_png=bool(cfg.reports.equity_png),
         timings=ctx.timings,

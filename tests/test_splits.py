@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from ntrader.catalog.barframe import BarFrame
+from ntrader.catalog.corporate import nearest_split_ratio
 from ntrader.errors import InputError
 from ntrader.quality.health import HealthOptions, check_health
-from ntrader.quality.splits import find_possible_splits, nearest_split_ratio
+from ntrader.quality.splits import find_possible_splits
 from ntrader.sessions import expected_bar_closes, sessions_between
 
 from .test_scan import write

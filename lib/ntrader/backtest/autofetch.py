@@ -10,11 +10,12 @@ of failing, then fetches only what that one did not.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ntrader.ibkr import nodata
 from ntrader.ibkr.client import IbkrSettings
+from ntrader.ibkr.verify import CorporateActionPolicy
 
 if TYPE_CHECKING:
     from nautilus_trader.model.data import BarType
@@ -32,13 +33,15 @@ class AutoFetch:
     chunk_sessions: int | None = None
     retry_nodata: bool = False
     nodata_expiry_days: float | None = nodata.DEFAULT_EXPIRY_DAYS
+    corporate_actions: CorporateActionPolicy = field(default_factory=CorporateActionPolicy)
 
     def __post_init__(self) -> None:
         nodata.check_expiry(self.nodata_expiry_days)
 
     @classmethod
-    def from_config(cls, ibkr: Any) -> AutoFetch | None:
-        """From the ``ibkr`` config group; ``None`` when ``auto_fetch`` is off."""
+    def from_config(cls, ibkr: Any, corporate_actions: Any = None) -> AutoFetch | None:
+        """From the ``ibkr`` and ``corporate_actions`` config groups; ``None`` when
+        ``auto_fetch`` is off."""
         if not ibkr["auto_fetch"]:
             return None
         return cls(
@@ -49,6 +52,7 @@ class AutoFetch:
             nodata_expiry_days=nodata.parse_expiry(
                 ibkr.get("nodata_expiry_days", nodata.DEFAULT_EXPIRY_DAYS)
             ),
+            corporate_actions=CorporateActionPolicy.of(corporate_actions),
         )
 
     def fetch(
@@ -71,4 +75,5 @@ class AutoFetch:
             retry_nodata=self.retry_nodata,
             nodata_expiry_days=self.nodata_expiry_days,
             lock_wait_s=catalog.lock_timeout if lock_wait_s is None else lock_wait_s,
+            corporate_actions=self.corporate_actions,
         )

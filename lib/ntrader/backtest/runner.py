@@ -61,6 +61,8 @@ class BacktestResult:
     timings: dict[str, float] = field(default_factory=dict)
     engine_stop: dict[str, Any] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
+    # splits the auto-fetch found in the stored history and repaired before the run
+    corporate_actions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +99,7 @@ class BacktestResult:
         out = {"bars": self.bars, **out}
         if self.fetched_bars is not None:
             out["fetched_bars"] = self.fetched_bars
+            out["splits_repaired"] = len(self.corporate_actions)
         return out
 
     def as_summary(self) -> dict[str, Any]:
@@ -111,6 +114,7 @@ class BacktestResult:
             "engine": self.engine_stop,
             "venues": self.venues if len(self.venues) > 1 else None,
             "files": self.files,
+            **({"corporate_actions": self.corporate_actions} if self.corporate_actions else {}),
         }
 
     def render(self) -> str:
@@ -171,7 +175,7 @@ def run_backtest(
     ``auto_fetch`` is off or could not fill it."""
     cat = catalog if isinstance(catalog, Catalog) else Catalog(catalog)
     t = timings if timings is not None else {}
-    fetched: int | None = None
+    fetched: Fetched | None = None
     with timed(t, "availability+load"):
         try:
             data = check_and_load(
@@ -198,7 +202,7 @@ def _run(
     tearsheet: bool,
     equity_png: bool,
     t: dict[str, float],
-    fetched: int | None,
+    fetched: Fetched | None,
 ) -> BacktestResult:
     each = stream_chunk(spec.stream_chunk, len(data.sources))
     for bt, source in data.sources.items():
@@ -256,11 +260,12 @@ def _run(
         frames,
         dict(data.ranges),
         data.bar_count,
-        fetched,
+        fetched.bars if fetched else None,
         files,
         t,
         stop,
         problems(summary, stop, spec.checks),
+        fetched.corporate_actions if fetched else [],
     )
 
 
@@ -292,8 +297,9 @@ def _analyse(
 
 def _auto_fetch(
     catalog: Catalog, auto: AutoFetch, missing: MissingData, timings: dict[str, float]
-) -> int:
-    """Fill what the backtest lacks from IBKR, then carry on; returns the bars fetched."""
+) -> Fetched:
+    """Fill what the backtest lacks from IBKR, then carry on; the bars fetched and the splits
+    repaired on the way."""
     wanted = ", ".join(f"{bt.instrument_id} {a}..{b}" for bt, a, b in missing.fetchable[:5])
     logger.info(f"the catalog lacks {wanted}: fetching from IBKR at {auto.settings.endpoint}")
     with timed(timings, "auto_fetch"):
@@ -310,4 +316,12 @@ def _auto_fetch(
         f"Fetched {n:,} bars from IBKR in {timings['auto_fetch']:.1f} s — saved to the "
         "catalog; later runs load them from disk"
     )
-    return n
+    return Fetched(n, [e for r in reports for e in r.corporate_actions])
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a backtest's auto-fetch did: bars fetched, split events repaired."""
+
+    bars: int
+    corporate_actions: list[dict[str, Any]]

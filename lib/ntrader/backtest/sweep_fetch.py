@@ -100,7 +100,7 @@ def needs(configs: Iterable[tuple[int, Mapping[str, Any]]]) -> list[Need]:
     try:
         for n, cfg in configs:
             try:
-                auto = AutoFetch.from_config(cfg["ibkr"])
+                auto = AutoFetch.from_config(cfg["ibkr"], cfg.get("corporate_actions"))
                 if auto is None:
                     continue
                 spec = BacktestSpec.from_config(cfg)

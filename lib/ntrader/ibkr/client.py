@@ -190,7 +190,7 @@ class IbkrSession:
         try:
             bars = await self.ib.reqHistoricalDataAsync(
                 contract,
-                endDateTime=req.end_utc,
+                endDateTime=req.end_utc if req.end_utc is not None else "",
                 durationStr=req.duration,
                 barSizeSetting=req.bar_size,
                 whatToShow=what_to_show,

@@ -17,7 +17,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import pandas as pd
 from ib_async import BarData, Contract
 from loguru import logger
@@ -27,11 +26,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 from tqdm import tqdm
 
-from ntrader.catalog.barframe import BarFrame
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import create_catalog
 from ntrader.errors import ConnectionFailure
 from ntrader.ibkr import nodata
+from ntrader.ibkr.answers import to_frame
 from ntrader.ibkr.client import (
     Disconnected,
     IbkrSession,
@@ -39,21 +38,18 @@ from ntrader.ibkr.client import (
     NoDataForPeriod,
     PacingViolation,
     RetryableIbError,
-    bar_open_ns,
 )
 from ntrader.ibkr.fetch_lock import fetch_lock
 from ntrader.ibkr.nodata import DEFAULT_EXPIRY_DAYS, NoData
 from ntrader.ibkr.pacing import Clock, PacingGuard, RealClock
 from ntrader.ibkr.plan import PlannedRequest, ib_bar_size, plan, session_fill, what_to_show
+from ntrader.ibkr.repair import repair_instrument
+from ntrader.ibkr.survey import FetchTarget as FetchTarget
+from ntrader.ibkr.survey import missing_sessions as missing_sessions
+from ntrader.ibkr.survey import survey
+from ntrader.ibkr.verify import CorporateActionPolicy, Probe, choose_probe, probe_check
 from ntrader.instruments import bar_step
-from ntrader.sessions import calendar_for_venue, calendar_timezone, local_dates, sessions_between
-
-
-@dataclass(frozen=True)
-class FetchTarget:
-    bar_type: BarType
-    start: dt.date
-    end: dt.date
+from ntrader.sessions import calendar_for_venue, calendar_timezone, sessions_between
 
 
 @dataclass
@@ -74,103 +70,37 @@ class FetchReport:
     not_over: list[str] = field(default_factory=list)  # of those, asked before the session ended
     # sessions not asked: IB's earlier "no data" answer is still trusted (nodata records)
     known_nodata: list[dict[str, object]] = field(default_factory=list)
+    # the split-scale check (ntrader.ibkr.verify): requests it cost, the stored session re-asked
+    # and its verdict, the splits found and repaired, sessions off IB's answer by no split ratio
+    verify_requests: int = 0
+    scale_check: dict[str, object] | None = None
+    corporate_actions: list[dict[str, object]] = field(default_factory=list)
+    scale_differs: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Survey:
-    """A target's sessions against the catalog: what to request and what IB already answered."""
+@dataclass
+class _Work:
+    """One target of a run: its requests (the probe folded in), report, probe and audit."""
 
-    fetch: list[dt.date]  # sessions to request (calendar order)
-    with_holes: list[dt.date]  # of those, sessions that have bars but holes
-    known: list[NoData]  # incomplete sessions not requested: IB's earlier answer is trusted
+    target: FetchTarget
+    cal: str
+    requests: list[PlannedRequest]
+    report: FetchReport
+    probe: Probe | None
+    audit: bool  # corporate_actions.verify=full: the instrument's daily audit comes first
 
-
-def survey(
-    catalog: Catalog,
-    target: FetchTarget,
-    calendar: str,
-    *,
-    use_rth: bool = True,
-    known: dict[dt.date, NoData] | None = None,
-) -> Survey:
-    """Which sessions of [start, end] lack bars in the fetched hours (regular, or extended when
-    not ``use_rth``), and which of those IB already answered for (``known``: the trusted nodata
-    records; default: those of the catalog with the default expiry)."""
-    sessions = sessions_between(calendar, target.start, target.end)
-    if not len(sessions):
-        return Survey([], [], [])
-    tz = calendar_timezone(calendar)
-    lo = int(pd.Timestamp(target.start, tz=tz).value) + 1
-    hi = int((pd.Timestamp(target.end, tz=tz) + pd.Timedelta(days=1)).value)
-    ts = catalog.read_ts_event(target.bar_type, lo, hi)
-    step = bar_step(target.bar_type)
-    hours = "regular" if use_rth else "extended"
-    fills = session_fill(ts, sessions, step.interval_ns, daily=step.daily, hours=hours)
-    records = nodata.current(catalog, str(target.bar_type)) if known is None else known
-    fetch: list[dt.date] = []
-    holes: list[dt.date] = []
-    skipped: list[NoData] = []
-    for f in fills:
-        if f.complete:
-            continue
-        rec = records.get(f.session)
-        # IB's earlier answer explains the gap: no data at all, or every hole was in its answer
-        # (a session without any bar needs a no-data-at-all answer)
-        if rec is not None and (
-            rec.whole or (not f.empty and all(rec.covers(a, b) for a, b in f.holes))
-        ):
-            skipped.append(rec)
-            continue
-        fetch.append(f.session)
-        if not f.empty:
-            holes.append(f.session)
-    return Survey(fetch, holes, skipped)
+    @property
+    def planned(self) -> int:
+        alone = self.probe is not None and self.probe.index is None
+        return len(self.requests) + int(alone) + int(self.audit)
 
 
-def missing_sessions(
-    catalog: Catalog,
-    target: FetchTarget,
-    calendar: str,
-    *,
-    use_rth: bool = True,
-    known: dict[dt.date, NoData] | None = None,
-) -> list[dt.date]:
-    """Sessions in [start, end] a fetch requests (see :func:`survey`)."""
-    return survey(catalog, target, calendar, use_rth=use_rth, known=known).fetch
-
-
-def to_frame(
-    bars: list[BarData], bar_type: BarType, equity: Equity, sessions: set[dt.date], tz: str
-) -> BarFrame:
-    """IB bars (stamped at the OPEN) -> BarFrame with ts_event = bar CLOSE, inside ``sessions``."""
-    step = bar_step(bar_type)
-    p = int(equity.price_precision)
-    if not bars:
-        return BarFrame.empty(p, 0)
-    opens = np.array([bar_open_ns(b) for b in bars], dtype=np.int64)
-    if step.daily:
-        local = pd.DatetimeIndex(opens, tz="UTC").tz_convert(tz).normalize()
-        shifted = (local + pd.Timedelta(days=step.calendar_days)).tz_convert("UTC")
-        ts = shifted.tz_localize(None).to_numpy().view(np.int64)
-    else:
-        ts = opens + step.interval_ns
-    o, h, lo, c = (
-        np.round(np.array([getattr(b, name) for b in bars], dtype=np.float64), p)
-        for name in ("open", "high", "low", "close")
-    )
-    vol = np.round(np.array([float(b.volume) for b in bars], dtype=np.float64), 0)
-    frame = BarFrame(ts, o, h, lo, c, vol, p, 0)
-    keep = np.isin(local_dates(ts - 1, tz), np.array(sorted(sessions), dtype="datetime64[D]"))
-    frame = frame.take(keep)
-    order = np.argsort(frame.ts_event, kind="stable")
-    frame = frame.take(order)
-    if len(frame) > 1:  # IB may repeat a bar at a chunk edge: keep the last copy
-        last = np.r_[frame.ts_event[1:] != frame.ts_event[:-1], True]
-        frame = frame.take(last)
-    return frame
+def _probe_note(probe: Probe) -> str:
+    how = "riding on a planned request" if probe.index is not None else "one request of its own"
+    return f"; stored session {probe.session} re-asked to check the split scale ({how})"
 
 
 class Fetcher:
@@ -187,9 +117,11 @@ class Fetcher:
         show_progress: bool | None = None,
         retry_nodata: bool = False,
         nodata_expiry_days: float | None = DEFAULT_EXPIRY_DAYS,
+        corporate_actions: CorporateActionPolicy | None = None,
     ) -> None:
         nodata.check_expiry(nodata_expiry_days)
         self.catalog = catalog
+        self.policy = corporate_actions or CorporateActionPolicy()
         self.retry_nodata = retry_nodata
         self.nodata_expiry_days = nodata_expiry_days
         self.settings = settings
@@ -203,7 +135,8 @@ class Fetcher:
 
     async def run(self, targets: list[FetchTarget]) -> list[FetchReport]:
         """Fetch every target's missing sessions; reports in target order."""
-        work: list[tuple[FetchTarget, str, list[PlannedRequest], FetchReport]] = []
+        work: list[_Work] = []
+        audited: set[str] = set()
         for t in targets:
             cal = calendar_for_venue(t.bar_type.instrument_id.venue.value)
             bar_size = ib_bar_size(str(t.bar_type.spec))
@@ -221,13 +154,26 @@ class Fetcher:
                 use_rth=self.use_rth,
                 chunk_sessions=self.chunk_sessions,
             )
+            probe = None
+            if self.policy.verify != "off":
+                requests, probe = choose_probe(
+                    self.catalog,
+                    t.bar_type,
+                    cal,
+                    requests,
+                    use_rth=self.use_rth,
+                    with_holes=found.with_holes,
+                )
+            iid = str(t.bar_type.instrument_id)
+            audit = self.policy.verify == "full" and iid not in audited
+            audited.add(iid)
             report = FetchReport(
                 str(t.bar_type),
                 sessions_missing=len(found.fetch),
                 sessions_with_holes=len(found.with_holes),
                 known_nodata=[r.as_report(bar_step(t.bar_type).interval_ns) for r in found.known],
             )
-            work.append((t, cal, requests, report))
+            work.append(_Work(t, cal, requests, report, probe, audit))
             holes = f" ({len(found.with_holes)} with holes)" if found.with_holes else ""
             logger.info(
                 f"{t.bar_type}: {len(found.fetch)} session(s) to fetch{holes} in "
@@ -238,30 +184,26 @@ class Fetcher:
                     if found.known
                     else ""
                 )
+                + (_probe_note(probe) if probe else "")
             )
-        total = sum(len(w[2]) for w in work)
-        if total:
+        self._total = sum(w.planned for w in work)
+        self._done = 0
+        if self._total:
             await self.session.connect()
         try:
-            with tqdm(total=total, unit="req", desc="fetch", disable=not self.show_progress) as bar:
-                done = 0
-                for t, cal, requests, report in work:
-                    if requests:
-                        done = await self._fetch_target(t, cal, requests, report, bar, done, total)
+            with tqdm(
+                total=self._total, unit="req", desc="fetch", disable=not self.show_progress
+            ) as bar:
+                self._bar = bar
+                for w in work:
+                    if w.planned:
+                        await self._fetch_target(w)
         finally:
             self.session.close()
-        return [w[3] for w in work]
+        return [w.report for w in work]
 
-    async def _fetch_target(
-        self,
-        t: FetchTarget,
-        cal: str,
-        requests: list[PlannedRequest],
-        report: FetchReport,
-        bar: tqdm,
-        done: int,
-        total: int,
-    ) -> int:
+    async def _fetch_target(self, w: _Work) -> None:
+        t, cal, report = w.target, w.cal, w.report
         t0 = time.perf_counter()
         contract, equity = await self._with_retries(
             report, lambda: self.session.qualify(t.bar_type.instrument_id)
@@ -271,21 +213,18 @@ class Fetcher:
         bt = str(t.bar_type)
         step = bar_step(t.bar_type)
         hours = "regular" if self.use_rth else "extended"
-        for req in requests:
-            key = (
-                contract.conId,
-                req.end_utc.isoformat(),
-                req.duration,
-                req.bar_size,
-                what,
-                req.use_rth,
+        if w.audit:
+            await self._repair(
+                w, contract, equity, "audit: IB daily TRADES vs every stored session"
             )
-            try:
-                bars = await self._with_retries(
-                    report, lambda req=req, key=key: self._request(contract, req, what, key)
-                )
-            except NoDataForPeriod:
-                bars = []
+        if w.probe is not None and w.probe.index is None:
+            report.verify_requests += 1
+            bars = await self._ask(contract, w.probe.request, what, report)
+            await self._check_scale(w, contract, equity, bars)
+        for index, req in enumerate(w.requests):
+            bars = await self._ask(contract, req, what, report)
+            if w.probe is not None and w.probe.index == index:
+                await self._check_scale(w, contract, equity, bars)
             frame = to_frame(bars, t.bar_type, equity, set(req.sessions), tz)
             if len(frame):
                 self.catalog.write_bars(t.bar_type, frame, mode="merge", instrument=equity)
@@ -309,21 +248,92 @@ class Fetcher:
             complete = [f.session for f in fills if f.complete]
             nodata.update(self.catalog, bt, answers, complete)
             report.nodata += [d.isoformat() for d in empty]
-            report.requests += 1
             report.bars += len(frame)
             report.sessions_fetched += len(got)
             report.nodata_sessions += len(empty)
-            done += 1
-            bar.update(1)
             span = f"{req.sessions[0]}" + (f"..{req.sessions[-1]}" if len(req.sessions) > 1 else "")
             logger.log(
                 "DEBUG" if self.show_progress else "INFO",
                 f"{bt} {span}: {len(frame):,} bars"
                 + (f", no data for {len(empty)} session(s)" if empty else "")
-                + f" ({done}/{total} requests)",
+                + f" ({self._done}/{self._total} requests)",
             )
         report.seconds = round(time.perf_counter() - t0, 3)
-        return done
+
+    async def _ask(
+        self, contract: Contract, req: PlannedRequest, what: str, report: FetchReport
+    ) -> list[BarData]:
+        """One request with retries (no data: no bars), counted in ``report`` and the progress."""
+        end = req.end_utc.isoformat() if req.end_utc is not None else ""
+        key = (contract.conId, end, req.duration, req.bar_size, what, req.use_rth)
+        try:
+            bars = await self._with_retries(report, lambda: self._request(contract, req, what, key))
+        except NoDataForPeriod:
+            bars = []
+        report.requests += 1
+        self._done += 1
+        if self._done > self._total:  # a repair's requests were not planned
+            self._total = self._done
+            self._bar.total = self._total
+        self._bar.update(1)
+        return bars
+
+    async def _check_scale(
+        self, w: _Work, contract: Contract, equity: Equity, bars: list[BarData]
+    ) -> None:
+        """The probe session's stored bars against IB's answer; a split starts the repair."""
+        assert w.probe is not None
+        check, _ = probe_check(
+            self.catalog, w.target.bar_type, equity, w.probe, bars, w.cal, self.policy.tolerance
+        )
+        w.report.scale_check = check.as_dict()
+        name = f"{w.target.bar_type} {check.session}"
+        if check.verdict == "unverified":
+            logger.warning(f"{name}: IB sent no bar of this stored session: scale not checked")
+        elif check.verdict == "differs":
+            logger.warning(
+                f"{name}: the stored bars differ from IB's answer now (median stored / IB "
+                f"{check.measured}), by no split ratio: not repaired; inspect with make check"
+            )
+            w.report.scale_differs.setdefault(str(w.target.bar_type), {})[check.session] = float(
+                check.measured or 0.0
+            )
+        elif check.verdict == "split":
+            logger.warning(
+                f"{name}: stored bars are {check.ratio} off IB's answer now: a split since they "
+                f"were fetched; finding every stored session in the old scale "
+                f"(corporate_actions.on_change={self.policy.on_change})"
+            )
+            how = (
+                f"fetch: stored session {check.session} of {w.target.bar_type} re-asked, "
+                f"stored / IB = {check.measured}"
+            )
+            await self._repair(w, contract, equity, how)
+
+    async def _repair(self, w: _Work, contract: Contract, equity: Equity, how: str) -> None:
+        report = w.report
+
+        async def audit(req: PlannedRequest, what: str) -> list[BarData]:
+            report.verify_requests += 1
+            return await self._ask(contract, req, what, report)
+
+        async def refetch(req: PlannedRequest, what: str) -> list[BarData]:
+            return await self._ask(contract, req, what, report)
+
+        events, differs = await repair_instrument(
+            self.catalog,
+            str(w.target.bar_type.instrument_id),
+            equity,
+            self.policy,
+            calendar=w.cal,
+            use_rth=self.use_rth,
+            audit=audit,
+            refetch=refetch,
+            detected_by=how,
+        )
+        report.corporate_actions += [e.as_json() for e in events]
+        for bt, days in differs.items():
+            report.scale_differs.setdefault(bt, {}).update(days)
 
     async def _request(
         self, contract: Contract, req: PlannedRequest, what: str, key: tuple
@@ -383,6 +393,7 @@ def fetch_ranges(
     retry_nodata: bool = False,
     nodata_expiry_days: float | None = DEFAULT_EXPIRY_DAYS,
     lock_wait_s: float = 0.0,
+    corporate_actions: CorporateActionPolicy | None = None,
 ) -> list[FetchReport]:
     """Fetch the missing sessions of each (bar type, first, last) range, holding the fetch lock
     (waiting ``lock_wait_s`` for another fetch; the missing sessions are found after that)."""
@@ -397,5 +408,6 @@ def fetch_ranges(
             pacing_pause_s=pacing_pause_s,
             retry_nodata=retry_nodata,
             nodata_expiry_days=nodata_expiry_days,
+            corporate_actions=corporate_actions,
         )
         return asyncio.run(fetcher.run(targets))

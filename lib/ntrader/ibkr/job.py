@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nautilus_trader.model.data import BarType
 
 from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.corporate import SplitEvent
 from ntrader.catalog.inventory import make_command
 from ntrader.errors import InputError
 from ntrader.ibkr import nodata
 from ntrader.ibkr.client import IbkrSettings
 from ntrader.ibkr.fetcher import FetchReport, fetch_ranges
+from ntrader.ibkr.verify import CorporateActionPolicy
 from ntrader.instruments import bar_types_for
 from ntrader.sessions import calendar_for_venue, parse_day, sessions_between
 from ntrader.tabular import text_table
@@ -51,6 +53,8 @@ class FetchJob:
     pacing_pause_s: float = 15.0
     retry_nodata: bool = False  # ask IB again for what it answered "no data" for
     nodata_expiry_days: float | None = nodata.DEFAULT_EXPIRY_DAYS  # then it is asked again
+    # the split-scale check of stored history and what a split does (ntrader.ibkr.verify)
+    corporate_actions: CorporateActionPolicy = field(default_factory=CorporateActionPolicy)
 
     def __post_init__(self) -> None:
         if not self.bar_types:
@@ -96,6 +100,7 @@ class FetchJob:
             nodata_expiry_days=nodata.parse_expiry(
                 ibkr.get("nodata_expiry_days", nodata.DEFAULT_EXPIRY_DAYS)
             ),
+            corporate_actions=CorporateActionPolicy.of(cfg.get("corporate_actions")),
         )
 
 
@@ -121,6 +126,9 @@ class FetchResult:
             "bars": sum(r.bars for r in self.reports),
             "nodata_sessions": sum(r.nodata_sessions for r in self.reports),
             "nodata_known": sum(len(r.known_nodata) for r in self.reports),
+            "verify_requests": sum(r.verify_requests for r in self.reports),
+            "splits_repaired": sum(len(r.corporate_actions) for r in self.reports),
+            "scale_differs": sum(len(d) for r in self.reports for d in r.scale_differs.values()),
         }
 
     def as_summary(self) -> dict[str, Any]:
@@ -128,6 +136,11 @@ class FetchResult:
         return {
             "catalog": self.catalog_url,
             "range": [str(self.job.start), str(self.job.end)],
+            "corporate_actions": {
+                "verify": self.job.corporate_actions.verify,
+                "on_change": self.job.corporate_actions.on_change,
+                "events": [e for r in self.reports for e in r.corporate_actions],
+            },
             "instruments": [r.as_dict() for r in self.reports],
         }
 
@@ -141,9 +154,11 @@ class FetchResult:
         where = f"from IBKR {j.settings.endpoint} into {self.catalog_url}"
         remaining = [line for r in self.reports for line in self._remaining(r)]
         if requests:
+            checks = sum(r.verify_requests for r in self.reports)
+            of_which = f" ({checks:,} to check the split scale)" if checks else ""
             head = (
-                f"Fetched {bars:,} bars in {requests:,} request{'s' if requests > 1 else ''} "
-                f"for {j.start} .. {j.end} {where}"
+                f"Fetched {bars:,} bars in {requests:,} request{'s' if requests > 1 else ''}"
+                f"{of_which} for {j.start} .. {j.end} {where}"
             )
         elif remaining:
             head = (
@@ -155,11 +170,35 @@ class FetchResult:
                 f"Nothing to fetch (0 requests to IBKR {j.settings.endpoint}): the catalog "
                 f"{self.catalog_url} already holds every session of {j.start} .. {j.end}"
             )
-        lines = [head, text_table([r.as_dict() for r in self.reports], COLUMNS)]
+        lines = [head, text_table([r.as_dict() for r in self.reports], COLUMNS), *self._scale()]
         if remaining:
             lines.append("Remaining gaps (IB had no data):")
             lines += [f"  {line}" for line in remaining]
         return "\n".join(lines)
+
+    def _scale(self) -> list[str]:
+        """What the split-scale check found: each repaired split, stored sessions off IB's
+        answer by no split ratio, sessions it could not check, or that it was off."""
+        out: list[str] = []
+        if self.job.corporate_actions.verify == "off":
+            return ["Split scale of the stored history NOT checked (corporate_actions.verify=off)"]
+        for r in self.reports:
+            for e in r.corporate_actions:
+                out.append(f"SPLIT REPAIRED: {SplitEvent.from_json(e).describe()}")
+            for bt, days in r.scale_differs.items():
+                shown = ", ".join(f"{d} (stored / IB {x})" for d, x in list(days.items())[:5])
+                more = f" and {len(days) - 5} more" if len(days) > 5 else ""
+                out.append(
+                    f"WARNING: {bt}: {len(days)} stored session(s) differ from IB's answer now by "
+                    f"no split ratio, not repaired: {shown}{more}"
+                )
+            c = r.scale_check
+            if c is not None and c.get("verdict") == "unverified":
+                out.append(
+                    f"WARNING: {r.bar_type}: IB sent no bar of the stored session {c['session']}: "
+                    "the split scale was not checked"
+                )
+        return out
 
     def _remaining(self, r: FetchReport) -> list[str]:
         """One line per run of sessions of ``r`` IB had no (or not every) bar for, this run or
@@ -245,5 +284,6 @@ def run_fetch(job: FetchJob, catalog: Catalog) -> FetchResult:
         pacing_pause_s=job.pacing_pause_s,
         retry_nodata=job.retry_nodata,
         nodata_expiry_days=job.nodata_expiry_days,
+        corporate_actions=job.corporate_actions,
     )
     return FetchResult(job, reports, catalog.url)

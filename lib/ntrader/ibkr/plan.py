@@ -123,10 +123,11 @@ def default_chunk_sessions(bar_size: str) -> int:
 
 @dataclass(frozen=True)
 class PlannedRequest:
-    """One IB historical request: ``duration`` sessions back from ``end_utc`` (tz-aware UTC)."""
+    """One IB historical request: ``duration`` back from ``end_utc`` (tz-aware UTC; None: "now",
+    an empty endDateTime)."""
 
     sessions: tuple[dt.date, ...]
-    end_utc: dt.datetime
+    end_utc: dt.datetime | None
     duration: str
     bar_size: str
     use_rth: bool

@@ -11,7 +11,8 @@ boundary against the 10 before moved at least halfway (geometrically) the other 
 ratio >= sqrt(N) for N:1. A series without volume is judged on the price alone (said so).
 
 Ordinary earnings gaps (10–20 %) are below the smallest ratio listed (3:2, a 33 % fall), and a
-holiday is just a longer boundary. NumPy only: used by ``make check`` (no NautilusTrader).
+holiday is just a longer boundary. The ratios are the catalog's (``ntrader.catalog.corporate``).
+NumPy only: used by ``make check`` (no NautilusTrader).
 """
 
 from __future__ import annotations
@@ -24,11 +25,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-_FORWARD = (
-    Fraction(3, 2),
-    *(Fraction(n) for n in (2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 30, 40, 50, 100)),
-)
-SPLIT_RATIOS: tuple[Fraction, ...] = _FORWARD + tuple(1 / r for r in _FORWARD)
+from ntrader.catalog.corporate import SPLIT_RATIOS as SPLIT_RATIOS
+from ntrader.catalog.corporate import nearest_split_ratio, ratio_label
+
 DEFAULT_TOLERANCE = 0.08
 BOUNDARY_NS = 4 * 3600 * 10**9  # a pause longer than this between two bars ends a session
 WINDOW = 10  # sessions of volume compared on each side (medians)
@@ -44,7 +43,7 @@ class PossibleSplit:
     @property
     def label(self) -> str:
         """``4:1``, ``3:2``, ``1:10``: new shares for old."""
-        return f"{self.ratio.numerator}:{self.ratio.denominator}"
+        return ratio_label(self.ratio)
 
     def day(self, tz: str | None = None) -> dt.date:
         when = dt.datetime.fromtimestamp(self.ts_event / 1e9, ZoneInfo(tz or "UTC"))
@@ -60,14 +59,6 @@ class PossibleSplit:
             f"possible split on {self.day(tz)} (ratio {self.label}: close/open "
             f"{self.price_ratio:.3g}, {vol})"
         )
-
-
-def nearest_split_ratio(price_ratio: float, tolerance: float) -> Fraction | None:
-    """The split ratio within ``tolerance`` (relative) of ``price_ratio``, if any."""
-    if not (math.isfinite(price_ratio) and price_ratio > 0):
-        return None
-    best = min(SPLIT_RATIOS, key=lambda r: abs(math.log(price_ratio / r)))
-    return best if abs(price_ratio / best - 1.0) <= tolerance else None
 
 
 def find_possible_splits(
