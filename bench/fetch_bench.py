@@ -15,6 +15,13 @@ delivery the kernel deferred (softirq under load) is read instead of being overt
 jump (which would fire ib_async's request timeout). ``FetchRun.settled`` counts how often that
 mattered: 0 in every run so far (2 cpus, load ~2-3), and the plain ``FakeClock.run`` gave the same
 requests, retries (0) and simulated time.
+
+ib_async's own message throttle (45 messages per second, ``Client.MaxRequests``) is off while
+the fetcher runs here: it retries at ``first + 1 s`` and only releases when ``now - first > 1 s``,
+so on a clock that stands still while no task waits (a burst of 45 messages: the qualify and
+bar requests of ~20 symbols in one fake instant) it reschedules itself at "now" forever. It is
+unrelated to IB's pacing (below 1 s per 45 messages of real time) and the simulator does not
+limit message rates.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ib_async.client import Client as IbClient
 
 from bench.harness import Context, Row, clock_time, progress, secs
 from ntrader.catalog import Catalog
@@ -166,7 +174,12 @@ def drive_fetcher(
         finally:
             await sim.stop()
 
-    reports = asyncio.run(main(), loop_factory=lambda: loop)
+    throttle = IbClient.MaxRequests
+    IbClient.MaxRequests = 0  # see the module doc: ib_async's throttle spins on a frozen clock
+    try:
+        reports = asyncio.run(main(), loop_factory=lambda: loop)
+    finally:
+        IbClient.MaxRequests = throttle
     return Driven(reports, sim, guard, loop, spans)
 
 
