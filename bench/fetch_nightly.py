@@ -6,7 +6,9 @@ simulator on the fake clock of :mod:`bench.fetch_bench`, with ``corporate_action
 (the default) and ``off``, side by side. Reported: requests per symbol, the requests the check
 cost, and the wall time the run implies at IB's pacing (simulated clock) — target: at most one
 extra request per symbol and no extra pacing wait. A third run has a 4:1 split in one symbol: the
-check finds it and the repair costs one daily request.
+check finds it and the repair costs one daily request. A fourth refreshes the dividend factors
+too (``corporate_actions.dividends=true``: two daily requests per symbol) and shows the pacing
+wait that would cost every night.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ MINUTE_NS = 60_000_000_000
 class Nightly:
     symbols: int
     requests: int
-    verify_requests: int
+    verify_requests: int  # the split check's and the dividend factors' requests
     splits: int
     simulated_s: float
     real_s: float
@@ -68,7 +70,9 @@ def _prefill(root: Path, names: list[str]) -> None:
         catalog.write_bars(bar_type_for(iid, SPEC), frame, instrument=make_equity(iid, 2))
 
 
-def nightly(root: Path, n: int, verify: str, *, split: bool = False) -> Nightly:
+def nightly(
+    root: Path, n: int, verify: str, *, split: bool = False, dividends: bool = False
+) -> Nightly:
     """One nightly fetch of ``n`` symbols' next session into a catalog holding five sessions."""
     names = _names(n)
     _prefill(root, names)
@@ -81,13 +85,13 @@ def nightly(root: Path, n: int, verify: str, *, split: bool = False) -> Nightly:
         Catalog(root),
         targets,
         sim_options={"extra_symbols": names, "corporate_actions": actions},
-        corporate_actions=CorporateActionPolicy(verify=verify),
+        corporate_actions=CorporateActionPolicy(verify=verify, dividends=dividends),
     )
     reports = drive.reports
     return Nightly(
         n,
         sum(r.requests for r in reports),
-        sum(r.verify_requests for r in reports),
+        sum(r.verify_requests + r.factor_requests for r in reports),
         sum(len(r.corporate_actions) for r in reports),
         drive.spans["simulated"],
         drive.spans["real"],
@@ -138,6 +142,20 @@ def bench_nightly(ctx: Context, n: int) -> None:
             "+1 (one daily request finds the old-scale sessions)",
             hit.requests - on.requests == 1 and hit.splits == 1,
             vars(hit),
+        )
+    )
+    div = nightly(ctx.fresh_dir("nightly-dividends"), n, "session", dividends=True)
+    ctx.add(
+        Row(
+            "fetch",
+            f"fetch: {what}, + corporate_actions.dividends=true (why it is not nightly by default)",
+            f"{div.requests / n:.2f} req/symbol, {clock_time(div.simulated_s)} at IB's pacing "
+            f"(waited {clock_time(div.guard_waited_s)})",
+            f"{on.requests / n:.2f} req/symbol, {clock_time(on.simulated_s)}",
+            f"+{(div.requests - on.requests) / n:.2f} per symbol",
+            "+2 per symbol (ADJUSTED_LAST and TRADES daily)",
+            div.requests - on.requests == 2 * n and div.server_pacing == 0,
+            vars(div),
         )
     )
     ctx.results.check(

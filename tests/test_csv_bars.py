@@ -134,8 +134,11 @@ def test_yahoo_daily(tmp_path: Path) -> None:
         "low": "Low",
         "close": "Close",
         "volume": "Volume",
+        "adj_close": "Adj Close",  # -> dividend factors on import (tests/test_dividends.py)
     }
-    assert res.ignored_columns == ["Adj Close"]
+    assert res.ignored_columns == []
+    assert res.adjusted is not None and res.adjusted[0].tolist() == [184.73497, 183.351746]
+    assert res.adjusted[1].tolist() == [5e-7, 5e-7]
     assert res.rows_read == 2
     assert bars.price_precision == 6
     assert bars.size_precision == 0

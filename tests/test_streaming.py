@@ -197,3 +197,29 @@ except SystemFailure as exc:
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert p.returncode == 3, p.stderr
     assert f"has {n:,} data files" in p.stdout and "make compact" in p.stdout
+
+
+def test_a_daily_bar_stamped_at_the_range_end_is_streamed(tmp_path):
+    """A daily bar's ts_event is the midnight after its session: exactly the end bound of a
+    range ending on that session. The streamed chunks once dropped it (uint64 timestamps
+    against ``hi + 1`` compared as float64) and the backtest failed with "gave 123 bars where
+    the pinned files hold 124"."""
+    from ntrader.catalog.barframe import random_walk_frame
+    from ntrader.catalog.stream import pin_bars
+    from ntrader.instruments import make_equity, resolve_instrument_id
+    from ntrader.sessions import day_bounds_ns
+
+    bt = "AAPL.NASDAQ-1-DAY-LAST-EXTERNAL"
+    days = pd.bdate_range("2024-01-02", "2024-06-28")
+    closes = (days + pd.Timedelta(days=1)).tz_localize("America/New_York").tz_convert("UTC")
+    ts = closes.tz_localize(None).to_numpy().astype("datetime64[ns]").view(np.int64)
+    cat = Catalog(tmp_path / "catalog")
+    equity = make_equity(resolve_instrument_id("AAPL.NASDAQ"), 2)
+    cat.write_bars(bt, random_walk_frame(ts, seed=4), mode="overwrite", instrument=equity)
+    lo, hi = day_bounds_ns(days[0].date(), days[-1].date(), "America/New_York")
+    assert hi == ts[-1]  # the case: the last bar sits on the bound
+    with pin_bars(cat, bt, lo, hi) as pinned:
+        assert pinned.count == len(ts)
+        for size in (1000, 7):
+            bars = [b for chunk in pinned.chunks(size) for b in chunk]
+            assert [b.ts_event for b in bars] == ts.tolist()

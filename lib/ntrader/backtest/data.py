@@ -17,7 +17,9 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 
 from ntrader.backtest.spec import BacktestSpec
+from ntrader.catalog.adjust import MissingFactors, PriceView, resolve_view
 from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.corporate import ratio_label
 from ntrader.catalog.inventory import example_range, iso, make_command
 from ntrader.catalog.stream import PinnedBars, pin_bars
 from ntrader.errors import DataError
@@ -25,7 +27,7 @@ from ntrader.ibkr import nodata
 from ntrader.instruments import bar_step
 from ntrader.quality.checkup import fill_command
 from ntrader.quality.gaps import find_gaps, split_ranges
-from ntrader.sessions import calendar_for_venue, calendar_timezone, day_bounds_ns
+from ntrader.sessions import calendar_for_venue, calendar_timezone, day_bounds_ns, local_dates
 
 
 @dataclass
@@ -40,6 +42,15 @@ class LoadedData:
     ranges: dict[str, tuple[dt.date, dt.date]]
     closes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # iid -> (ts_event, close)
     tz: str = "America/New_York"
+    views: dict[str, PriceView] = field(default_factory=dict)  # iid -> data.adjust's view
+
+    def adjustment(self) -> dict[str, Any]:
+        """``summary.json``'s ``adjustment``: the view, and per instrument what it applied."""
+        modes = sorted({v.mode for v in self.views.values()})
+        return {
+            "view": modes[0] if len(modes) == 1 else modes,
+            "instruments": {iid: v.summary() for iid, v in sorted(self.views.items())},
+        }
 
     @property
     def bar_count(self) -> int:
@@ -81,6 +92,17 @@ class MissingData(DataError):
         self.complete = complete
 
 
+class LackingFactors(DataError):
+    """``data.adjust=total_return`` lacks dividend factors: ``fetchable`` lists (bar type,
+    first, last) whose instruments a fetch with ``corporate_actions.dividends=true`` fills."""
+
+    def __init__(
+        self, message: str, hint: str | None, *, fetchable: list[tuple[BarType, dt.date, dt.date]]
+    ) -> None:
+        super().__init__(message, hint)
+        self.fetchable = fetchable
+
+
 def check_and_load(
     catalog: Catalog,
     spec: BacktestSpec,
@@ -117,6 +139,8 @@ def _check(
     sources: dict[BarType, PinnedBars] = {}
     ranges: dict[str, tuple[dt.date, dt.date]] = {}
     closes: dict[str, tuple[Any, Any]] = {}
+    views: dict[str, PriceView] = {}
+    lacking: list[tuple[MissingFactors, BarType]] = []  # data.adjust=total_return
     tz = "America/New_York"
     problems: list[str] = []
     commands: list[str] = []
@@ -202,6 +226,24 @@ def _check(
                 ]
                 fetchable += [(bt, r.first, r.last) for r in missing]
         if not problems:
+            first, last = (d.item() for d in local_dates(pinned.ts[[0, -1]] - 1, tz))
+            try:
+                view = resolve_view(
+                    catalog,
+                    str(iid),
+                    spec.adjust,
+                    first,
+                    last,
+                    splits=spec.splits,
+                    fill_command=fill_command(
+                        str(iid), first, last, spec_str, url, args=[DIVIDENDS]
+                    ),
+                )
+            except MissingFactors as exc:
+                lacking.append((exc, bt))
+                continue
+            pinned.set_view(view, tz)
+            views[str(iid)] = view
             instruments[iid] = inst
             sources[bt] = pinned
             closes[str(iid)] = (pinned.ts, pinned.close_px)
@@ -216,10 +258,31 @@ def _check(
             fetchable=fetchable,
             complete=all_fetchable,
         )
-    return LoadedData(instruments, sources, ranges, closes, tz)
+    if lacking:
+        raise LackingFactors(
+            "\n".join(e.message for e, _ in lacking),
+            hint="\n".join(dict.fromkeys(e.hint or "" for e, _ in lacking)),
+            fetchable=[(bt, e.first, e.last) for e, bt in lacking],
+        )
+    if spec.adjust == "none":
+        logger.warning(
+            "data.adjust=none undoes the splits ntrader recorded or data.splits lists: "
+            + (
+                ", ".join(
+                    f"{iid} {ratio_label(s.ratio)} on {s.effective}"
+                    for iid, v in views.items()
+                    for s in v.splits
+                )
+                or "none"
+            )
+            + "; IB's history is split-adjusted as of each fetch, so a split before ntrader "
+            "first fetched an instrument stays adjusted (name it in data.splits)"
+        )
+    return LoadedData(instruments, sources, ranges, closes, tz, views)
 
 
 RETRY = "ibkr.retry_nodata=true"
+DIVIDENDS = "corporate_actions.dividends=true"
 
 
 def _fetch_range(spec: BacktestSpec, calendar: str) -> tuple[dt.date, dt.date]:

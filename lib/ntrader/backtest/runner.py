@@ -12,6 +12,7 @@ comes from the same engine as the reports and the equity curve.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from nautilus_trader.model.identifiers import Venue
 
 from ntrader.backtest.autofetch import AutoFetch
 from ntrader.backtest.checks import engine_stop, order_outcomes, problems
-from ntrader.backtest.data import LoadedData, MissingData, check_and_load
+from ntrader.backtest.data import LackingFactors, LoadedData, MissingData, check_and_load
 from ntrader.backtest.engine import analyse, build_engine, run_engine, stream_chunk
 from ntrader.backtest.performance import (
     daily_equity,
@@ -38,6 +39,7 @@ from ntrader.backtest.reports import generate_reports, write_reports
 from ntrader.backtest.spec import BacktestSpec
 from ntrader.backtest.summary import combine_venues, mark_to_market, summarize
 from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.corporate import ratio_label
 from ntrader.catalog.inventory import iso
 from ntrader.errors import ConnectionFailure, IncompleteRun
 from ntrader.ibkr import nodata
@@ -63,6 +65,8 @@ class BacktestResult:
     problems: list[dict[str, Any]] = field(default_factory=list)
     # splits the auto-fetch found in the stored history and repaired before the run
     corporate_actions: list[dict[str, Any]] = field(default_factory=list)
+    # data.adjust: the price view and, per instrument, the splits undone / factor version used
+    adjustment: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +119,7 @@ class BacktestResult:
             "venues": self.venues if len(self.venues) > 1 else None,
             "files": self.files,
             **({"corporate_actions": self.corporate_actions} if self.corporate_actions else {}),
+            "adjustment": self.adjustment,
         }
 
     def render(self) -> str:
@@ -143,6 +148,15 @@ class BacktestResult:
         ]
         if r.get("sharpe") is None and (r.get("unavailable") or {}).get("sharpe"):
             lines.append(f"  (Sharpe n/a: {r['unavailable']['sharpe']})")
+        view = self.adjustment.get("view")
+        if view and view != "splits":
+            used = [
+                f"{iid} factors v{a['factors']['version']}"
+                if "factors" in a
+                else f"{iid} {len(a.get('splits_undone', []))} split(s) undone"
+                for iid, a in self.adjustment.get("instruments", {}).items()
+            ]
+            lines.append(f"  prices: data.adjust={view} ({', '.join(used)})")
         lines += [f"  INCOMPLETE: {p['message']}" for p in self.problems]
         return "\n".join(lines)
 
@@ -190,9 +204,45 @@ def run_backtest(
             if not (auto_fetch and missing.fetchable and missing.complete):
                 raise
             fetched = _auto_fetch(cat, auto_fetch, missing, t)
+            data = _load_with_factors(cat, spec, auto_fetch, t)
+        except LackingFactors as lacking:
+            if not auto_fetch:
+                raise
+            _auto_fetch_factors(cat, auto_fetch, lacking, t)
             data = check_and_load(cat, spec)
     with data:
         return _run(spec, data, out_dir, tearsheet, equity_png, t, fetched)
+
+
+def _load_with_factors(
+    cat: Catalog, spec: BacktestSpec, auto: AutoFetch, t: dict[str, float]
+) -> LoadedData:
+    """Load after an auto-fetch of bars: the factors too, if the view still lacks them."""
+    try:
+        return check_and_load(cat, spec)
+    except LackingFactors as lacking:
+        _auto_fetch_factors(cat, auto, lacking, t)
+        return check_and_load(cat, spec)
+
+
+def _auto_fetch_factors(
+    catalog: Catalog, auto: AutoFetch, lacking: LackingFactors, timings: dict[str, float]
+) -> None:
+    """data.adjust=total_return without (enough) dividend factors: ask IB for them."""
+    names = ", ".join(sorted({str(bt.instrument_id) for bt, _, _ in lacking.fetchable}))
+    logger.info(f"data.adjust=total_return: fetching the dividend factors of {names} from IBKR")
+    ask = dataclasses.replace(
+        auto, corporate_actions=dataclasses.replace(auto.corporate_actions, dividends=True)
+    )
+    with timed(timings, "auto_fetch_factors"):
+        try:
+            ask.fetch(catalog, lacking.fetchable)
+        except ConnectionFailure as exc:
+            raise ConnectionFailure(
+                f"{exc.message}; the backtest needs dividend factors:\n  "
+                + lacking.message.replace("\n", "\n  "),
+                hint=f"{exc.hint}\n(ibkr.auto_fetch=false turns fetching off)",
+            ) from exc
 
 
 def _run(
@@ -211,6 +261,8 @@ def _run(
             f"last {iso(source.last_ns)} ({t['availability+load']:.2f} s; streamed "
             + (f"{each:,} at a time)" if spec.stream_chunk else "all at once)")
         )
+    if spec.adjust != "splits":
+        logger.info(f"prices: data.adjust={spec.adjust}: " + _view_note(data))
     with timed(t, "build"):
         engine, venues = build_engine(spec, data)
     logger.info(f"running {spec.strategy.name} on {spec.names} …")
@@ -266,7 +318,22 @@ def _run(
         stop,
         problems(summary, stop, spec.checks),
         fetched.corporate_actions if fetched else [],
+        data.adjustment(),
     )
+
+
+def _view_note(data: LoadedData) -> str:
+    parts = []
+    for iid, v in sorted(data.views.items()):
+        if v.factors is not None:
+            parts.append(
+                f"{iid} x dividend factors v{v.factors.version} ({len(v.factors.dividends)} "
+                f"dividend(s), computed {v.factors.computed_at:%Y-%m-%d})"
+            )
+        elif v.mode == "none":
+            undone = ", ".join(f"{ratio_label(x.ratio)} on {x.effective}" for x in v.splits)
+            parts.append(f"{iid} splits undone: {undone or 'none recorded'}")
+    return "; ".join(parts)
 
 
 def _analyse(

@@ -11,6 +11,7 @@ from typing import Any
 
 from nautilus_trader.model.data import BarType
 
+from ntrader.catalog.adjust import DEFAULT_VIEW, SplitDate, check_view, parse_split
 from ntrader.errors import InputError
 from ntrader.instruments import bar_types_for
 from ntrader.sessions import parse_day
@@ -123,7 +124,9 @@ class BacktestSpec:
     """One backtest: a strategy per bar type over ``start .. end`` (sessions in the exchange's
     time zone, both inclusive, either open), on one simulated account per venue.
 
-    ``allow_missing_sessions`` runs over holes in the data instead of refusing; ``stream_chunk``
+    ``adjust`` is the price view (``none | splits | total_return``, :mod:`ntrader.catalog.adjust`;
+    ``splits``: split dates for ``none``); ``allow_missing_sessions`` runs over holes in the data
+    instead of refusing; ``stream_chunk``
     bars (shared by the bar types) are decoded at a time while the engine runs (0: all loaded
     up front, as Nautilus' own examples do; the same fills either way); ``log_dir`` (the run
     folder) receives NautilusTrader's own log file; ``fast_analysis`` computes Nautilus'
@@ -143,8 +146,11 @@ class BacktestSpec:
     log_dir: Path | None = None
     fast_analysis: bool = True
     checks: RunChecks = field(default_factory=RunChecks)
+    adjust: str = DEFAULT_VIEW
+    splits: tuple[SplitDate, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "adjust", check_view(self.adjust))
         if not self.bar_types:
             raise InputError("no instrument to backtest", hint="pass SYMBOL=AAPL or SET=mega_caps")
         if self.start and self.end and self.start > self.end:
@@ -218,7 +224,17 @@ class BacktestSpec:
             log_dir=log_dir,
             fast_analysis=bool(engine["fast_analysis"]),
             checks=RunChecks.from_config(cfg.get("checks")),
+            adjust=str(data.get("adjust", DEFAULT_VIEW)),
+            splits=_splits(data.get("splits")),
         )
+
+
+def _splits(value: Any) -> tuple[SplitDate, ...]:
+    """``data.splits``: a list of ``SYMBOL:DATE:RATIO`` (or one such string)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(_plain(value))
+    return tuple(parse_split(str(v)) for v in items)
 
 
 def _plain(value: Any) -> Any:

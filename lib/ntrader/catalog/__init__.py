@@ -6,7 +6,10 @@ here readable by a plain ``ParquetDataCatalog(root).bars()``. A file name is nev
 content and the files a commit removes stay readable for ``retain_s`` seconds (the retained
 history), so each read sees exactly one commit; readers take no lock and change nothing — a
 corrupt file is reported and left in place until a writer's repair quarantines it. Every path a
-writer touches is checked to stay inside the catalog.
+writer touches is checked to stay inside the catalog. Outside ``data/`` (under ``.ntrader/``) it
+keeps what it knows about corporate actions — split events, versioned dividend factors — and
+gives a backtest its price view of the stored bars (``adjust``: as stored, as traded, total
+return) without changing them.
 
 May import: the core modules (``ntrader.errors``, ``ntrader.instruments``, ``ntrader.sessions``,
 ``ntrader.symbols`` …).

@@ -1,5 +1,8 @@
 """Public names of ``ntrader.catalog`` (read by lazy_loader and by type checkers)."""
 
+from .adjust import VIEWS as VIEWS
+from .adjust import PriceView as PriceView
+from .adjust import resolve_view as resolve_view
 from .barframe import BarFrame as BarFrame
 from .catalog import Catalog as Catalog
 from .compaction import CompactionResult as CompactionResult
@@ -8,6 +11,8 @@ from .conflict import MergeOutcome as MergeOutcome
 from .conflict import WriteResult as WriteResult
 from .conflict import merge_frames as merge_frames
 from .corruption import Quarantined as Quarantined
+from .factors import FactorSeries as FactorSeries
+from .factors import load_factors as load_factors
 from .frames import availability_frame as availability_frame
 from .frames import bars_frame as bars_frame
 from .history import DEFAULT_RETAIN_S as DEFAULT_RETAIN_S

@@ -96,6 +96,11 @@ def _binary16(raw: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(16), n, [None, pa.py_buffer(raw.tobytes())])
 
 
+def encode_column(values: np.ndarray, precision: int) -> pa.Array:
+    """float64 values exact at ``precision`` -> a ``fixed_size_binary(16)`` raw column."""
+    return _binary16(encode_raw(values, precision))
+
+
 def frame_to_table(frame: BarFrame, bar_type: BarType | str) -> pa.Table:
     """A BarFrame as an Arrow table in Nautilus' bar schema (``ts_init`` = ``ts_event``)."""
     bar_type_str = str(bar_type)

@@ -28,6 +28,7 @@ from ntrader.errors import SystemFailure
 if TYPE_CHECKING:
     from nautilus_trader.model.data import Bar
 
+    from ntrader.catalog.adjust import PriceView
     from ntrader.catalog.catalog import Catalog
     from ntrader.catalog.files import DataFile
     from ntrader.catalog.snapshot import Snapshots
@@ -63,6 +64,16 @@ class PinnedBars:
         self.end_ns = end_ns
         self.ts = np.empty(0, np.int64)
         self.close_px = np.empty(0, np.float64)
+        self.price_precision = 0
+        self.view: PriceView | None = None  # data.adjust: applied to every bar read
+        self._tz = "UTC"
+
+    def set_view(self, view: PriceView, tz: str) -> None:
+        """Show the bars (and the closes) in ``view`` (:mod:`ntrader.catalog.adjust`)."""
+        if view.identity:
+            return
+        self.close_px = view.apply_closes(self.ts, self.close_px, self.price_precision, tz)
+        self.view, self._tz = view, tz
 
     # ---------------------------------------------------------------- columns
     def _read_columns(self) -> None:
@@ -77,7 +88,8 @@ class PinnedBars:
             meta = table.schema.metadata or {}
             ts = table.column("ts_event").to_numpy().astype(np.int64)
             keep = (ts >= lo) & (ts <= hi)
-            px = decode_raw(table.column("close"), int(meta.get(b"price_precision", b"0")))
+            self.price_precision = int(meta.get(b"price_precision", b"0"))
+            px = decode_raw(table.column("close"), self.price_precision)
             ts_parts.append(ts[keep])
             px_parts.append(px[keep])
         if ts_parts:
@@ -116,6 +128,8 @@ class PinnedBars:
         for f, path in zip(self.files, self.paths, strict=True):
             try:
                 for batch in _batches(path, lo, hi, max(size, READ_BATCH)):
+                    if self.view is not None:
+                        batch = self.view.apply_batch(batch, self._tz)
                     for start in range(0, batch.num_rows, size):
                         bars = ArrowSerializer.deserialize(
                             data_cls=Bar, batch=batch.slice(start, size)
@@ -148,6 +162,8 @@ class PinnedBars:
         loads them up front, as ``Catalog.read_bars`` does)."""
         if not self.paths or not self.count:
             return []
+        if self.view is not None:  # adjusted on the way: the Arrow path, in one list
+            return [b for chunk in self.chunks(max(self.count, 1)) for b in chunk]
         bars = self._snap.decode_bars(
             self.bar_type, self.files, self.paths, self.start_ns, self.end_ns
         )
@@ -175,8 +191,12 @@ def _batches(path: str, lo: int, hi: int, size: int) -> Iterator[pa.RecordBatch]
     pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 16)
     groups = _row_groups(pf.metadata, lo, hi)
     for batch in pf.iter_batches(batch_size=size, row_groups=groups):
-        ts = batch.column("ts_event").to_numpy()
-        a, b = np.searchsorted(ts, [lo, hi + 1]) if len(ts) else (0, 0)
+        # int64 on both sides: uint64 timestamps against Python ints compare as float64, which
+        # rounds ``hi + 1`` back to ``hi`` and dropped a bar stamped exactly at ``hi`` (a daily
+        # bar's close at midnight after the last session)
+        ts = batch.column("ts_event").to_numpy().astype(np.int64, copy=False)
+        a = int(np.searchsorted(ts, np.int64(lo), side="left"))
+        b = int(np.searchsorted(ts, np.int64(hi), side="right"))
         if a < b:
             yield batch.slice(int(a), int(b - a)) if a or b < len(ts) else batch
 

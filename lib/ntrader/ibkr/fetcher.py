@@ -15,7 +15,7 @@ import asyncio
 import datetime as dt
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 from ib_async import BarData, Contract
@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import create_catalog
 from ntrader.errors import ConnectionFailure
-from ntrader.ibkr import nodata
+from ntrader.ibkr import dividends, nodata
 from ntrader.ibkr.answers import to_frame
 from ntrader.ibkr.client import (
     Disconnected,
@@ -44,41 +44,13 @@ from ntrader.ibkr.nodata import DEFAULT_EXPIRY_DAYS, NoData
 from ntrader.ibkr.pacing import Clock, PacingGuard, RealClock
 from ntrader.ibkr.plan import PlannedRequest, ib_bar_size, plan, session_fill, what_to_show
 from ntrader.ibkr.repair import repair_instrument
+from ntrader.ibkr.report import FetchReport as FetchReport
 from ntrader.ibkr.survey import FetchTarget as FetchTarget
 from ntrader.ibkr.survey import missing_sessions as missing_sessions
 from ntrader.ibkr.survey import survey
 from ntrader.ibkr.verify import CorporateActionPolicy, Probe, choose_probe, probe_check
 from ntrader.instruments import bar_step
 from ntrader.sessions import calendar_for_venue, calendar_timezone, sessions_between
-
-
-@dataclass
-class FetchReport:
-    """What a fetch did for one bar type (``summary.json`` ``instruments``) and what remains."""
-
-    bar_type: str
-    requests: int = 0
-    retries: int = 0
-    bars: int = 0
-    sessions_missing: int = 0  # sessions requested: no bar in the catalog, or holes
-    sessions_with_holes: int = 0  # of those, sessions that had bars but holes
-    sessions_fetched: int = 0  # sessions IB sent bars for
-    nodata_sessions: int = 0
-    seconds: float = 0.0
-    nodata: list[str] = field(default_factory=list)  # sessions IB had no bar for, this run
-    holes_left: dict[str, int] = field(default_factory=dict)  # session -> bars IB's answer lacked
-    not_over: list[str] = field(default_factory=list)  # of those, asked before the session ended
-    # sessions not asked: IB's earlier "no data" answer is still trusted (nodata records)
-    known_nodata: list[dict[str, object]] = field(default_factory=list)
-    # the split-scale check (ntrader.ibkr.verify): requests it cost, the stored session re-asked
-    # and its verdict, the splits found and repaired, sessions off IB's answer by no split ratio
-    verify_requests: int = 0
-    scale_check: dict[str, object] | None = None
-    corporate_actions: list[dict[str, object]] = field(default_factory=list)
-    scale_differs: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @dataclass
@@ -91,11 +63,13 @@ class _Work:
     report: FetchReport
     probe: Probe | None
     audit: bool  # corporate_actions.verify=full: the instrument's daily audit comes first
+    factors: bool = False  # corporate_actions.dividends: refresh the instrument's factors last
 
     @property
     def planned(self) -> int:
         alone = self.probe is not None and self.probe.index is None
-        return len(self.requests) + int(alone) + int(self.audit)
+        extra = dividends.REQUESTS if self.factors else 0
+        return len(self.requests) + int(alone) + int(self.audit) + extra
 
 
 def _probe_note(probe: Probe) -> str:
@@ -166,6 +140,7 @@ class Fetcher:
                 )
             iid = str(t.bar_type.instrument_id)
             audit = self.policy.verify == "full" and iid not in audited
+            factors = self.policy.dividends and iid not in audited
             audited.add(iid)
             report = FetchReport(
                 str(t.bar_type),
@@ -173,7 +148,7 @@ class Fetcher:
                 sessions_with_holes=len(found.with_holes),
                 known_nodata=[r.as_report(bar_step(t.bar_type).interval_ns) for r in found.known],
             )
-            work.append(_Work(t, cal, requests, report, probe, audit))
+            work.append(_Work(t, cal, requests, report, probe, audit, factors))
             holes = f" ({len(found.with_holes)} with holes)" if found.with_holes else ""
             logger.info(
                 f"{t.bar_type}: {len(found.fetch)} session(s) to fetch{holes} in "
@@ -185,6 +160,7 @@ class Fetcher:
                     else ""
                 )
                 + (_probe_note(probe) if probe else "")
+                + ("; + 2 daily requests for the dividend factors" if factors else "")
             )
         self._total = sum(w.planned for w in work)
         self._done = 0
@@ -258,7 +234,27 @@ class Fetcher:
                 + (f", no data for {len(empty)} session(s)" if empty else "")
                 + f" ({self._done}/{self._total} requests)",
             )
+        if w.factors:
+            await self._refresh_factors(w, contract, equity)
         report.seconds = round(time.perf_counter() - t0, 3)
+
+    async def _refresh_factors(self, w: _Work, contract: Contract, equity: Equity) -> None:
+        """ADJUSTED_LAST against TRADES daily: the instrument's dividend factors, versioned."""
+        report = w.report
+
+        async def ask(req: PlannedRequest, what: str) -> list[BarData]:
+            report.factor_requests += 1
+            return await self._ask(contract, req, what, report)
+
+        iid = str(w.target.bar_type.instrument_id)
+        stored = await dividends.refresh_factors(
+            self.catalog, iid, ask, w.cal, int(equity.price_precision)
+        )
+        if stored is None:
+            logger.warning(f"{iid}: IB sent no daily bars for the dividend factors")
+            return
+        report.factors = {**stored.series.summary(), "new_version": stored.new}
+        logger.info(("new " if stored.new else "unchanged: ") + stored.series.describe())
 
     async def _ask(
         self, contract: Contract, req: PlannedRequest, what: str, report: FetchReport

@@ -129,6 +129,7 @@ class FetchResult:
             "verify_requests": sum(r.verify_requests for r in self.reports),
             "splits_repaired": sum(len(r.corporate_actions) for r in self.reports),
             "scale_differs": sum(len(d) for r in self.reports for d in r.scale_differs.values()),
+            "factor_requests": sum(r.factor_requests for r in self.reports),
         }
 
     def as_summary(self) -> dict[str, Any]:
@@ -140,6 +141,10 @@ class FetchResult:
                 "verify": self.job.corporate_actions.verify,
                 "on_change": self.job.corporate_actions.on_change,
                 "events": [e for r in self.reports for e in r.corporate_actions],
+                "dividends": self.job.corporate_actions.dividends,
+                "factors": {
+                    r.bar_type.rsplit("-", 4)[0]: r.factors for r in self.reports if r.factors
+                },
             },
             "instruments": [r.as_dict() for r in self.reports],
         }
@@ -155,7 +160,10 @@ class FetchResult:
         remaining = [line for r in self.reports for line in self._remaining(r)]
         if requests:
             checks = sum(r.verify_requests for r in self.reports)
-            of_which = f" ({checks:,} to check the split scale)" if checks else ""
+            factors = sum(r.factor_requests for r in self.reports)
+            parts = [f"{checks:,} to check the split scale"] if checks else []
+            parts += [f"{factors:,} for dividend factors"] if factors else []
+            of_which = f" ({', '.join(parts)})" if parts else ""
             head = (
                 f"Fetched {bars:,} bars in {requests:,} request{'s' if requests > 1 else ''}"
                 f"{of_which} for {j.start} .. {j.end} {where}"
@@ -180,8 +188,19 @@ class FetchResult:
         """What the split-scale check found: each repaired split, stored sessions off IB's
         answer by no split ratio, sessions it could not check, or that it was off."""
         out: list[str] = []
+        for r in self.reports:
+            f = r.factors
+            if f:
+                state = "new version" if f.get("new_version") else "unchanged"
+                out.append(
+                    f"Dividend factors of {r.bar_type.rsplit('-', 4)[0]}: v{f['version']} "
+                    f"({state}; {f['dividends']} dividend(s) in {f['first']} .. {f['last']})"
+                )
         if self.job.corporate_actions.verify == "off":
-            return ["Split scale of the stored history NOT checked (corporate_actions.verify=off)"]
+            return [
+                *out,
+                "Split scale of the stored history NOT checked (corporate_actions.verify=off)",
+            ]
         for r in self.reports:
             for e in r.corporate_actions:
                 out.append(f"SPLIT REPAIRED: {SplitEvent.from_json(e).describe()}")

@@ -73,8 +73,14 @@ class CorporateActionPolicy:
     verify: str = "session"
     on_change: str = "rescale"
     tolerance: float = DEFAULT_TOLERANCE
+    dividends: bool = False  # + ADJUSTED_LAST/TRADES daily per instrument: dividend factors
 
     def __post_init__(self) -> None:
+        if not isinstance(self.dividends, bool):
+            raise InputError(
+                f"corporate_actions.dividends must be true or false, got {self.dividends!r}",
+                hint='e.g. ARGS="corporate_actions.dividends=true"',
+            )
         if self.verify not in VERIFY_MODES:
             raise InputError(
                 f"corporate_actions.verify must be one of {', '.join(VERIFY_MODES)}, got "
@@ -107,6 +113,7 @@ class CorporateActionPolicy:
             verify=str(cfg.get("verify", "session")).lower(),
             on_change=str(cfg.get("on_change", "rescale")).lower(),
             tolerance=tolerance if math.isfinite(tolerance) else -1.0,
+            dividends=cfg.get("dividends", False),
         )
 
 

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 PRICE_ROLES = ("open", "high", "low", "close")
-ROLES = ("timestamp", "date", "time", "open", "high", "low", "close", "volume")
+ROLES = ("timestamp", "date", "time", "open", "high", "low", "close", "volume", "adj_close")
 DELIMITERS = (",", ";", "\t", "|")
 
 # Accepted header names per role, after normalization (lower case, trimmed, "_" -> " ",
@@ -58,11 +58,13 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "low": ("low", "l", "low price"),
     "close": ("close", "c", "last", "close/last", "close price", "last price"),
     "volume": ("volume", "vol", "v", "tickvol", "tick volume"),
+    # optional: split- and dividend-adjusted closes next to the closes -> dividend factors
+    "adj_close": ("adj close", "adjusted close", "adj. close", "adjclose", "adjusted close price"),
 }
 
 _MAPPING_HINT = (
     "map a column explicitly with config csv.columns.<role>=<header> "
-    "(roles: timestamp, date, time, open, high, low, close, volume), "
+    "(roles: timestamp, date, time, open, high, low, close, volume, adj_close), "
     'e.g. csv.columns.close="Adj Close"'
 )
 
@@ -275,7 +277,7 @@ def resolve_columns(
     ):
         roles["timestamp"] = 0
     taken = set(roles.values())
-    for role in (*PRICE_ROLES, "volume"):
+    for role in (*PRICE_ROLES, "volume", "adj_close"):
         if role not in roles:
             found = find(role)
             if found is not None:

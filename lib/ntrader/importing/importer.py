@@ -26,6 +26,7 @@ from ntrader.catalog.catalog import Catalog, WriteResult
 from ntrader.catalog.inventory import iso
 from ntrader.catalog.store import resolve_location
 from ntrader.errors import InputError
+from ntrader.importing.adjusted import factors_from_csv
 from ntrader.importing.columns import UnnamedTimestampColumn, hydra_value
 from ntrader.importing.reader import CsvSpec, read_csv_bars
 from ntrader.importing.validation import Spacing, describe_step, modal_step, spec_for_step
@@ -50,6 +51,7 @@ class ImportReport:
     columns: dict[str, str]
     ignored_columns: list[str]
     write: WriteResult
+    factors: dict[str, object] | None = None  # from an Adj Close column: the version kept
 
     def as_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -77,6 +79,14 @@ class ImportReport:
             skipped += " (already in the catalog; MODE=merge or MODE=overwrite replaces them)"
         created = " · instrument created" if w.instrument_created else ""
         rate = self.rows_read / max(seconds, 1e-9)
+        f = self.factors
+        factors = (
+            f"\n  dividend factors from {self.columns.get('adj_close')}: v{f['version']} "
+            f"({'new version' if f['new_version'] else 'unchanged'}; {f['dividends']} "
+            f"dividend(s) in {f['first']} .. {f['last']})"
+            if f
+            else ""
+        )
         return (
             f"Imported {self.csv} -> {self.bar_type} (catalog {catalog_url})\n"
             f"  rows read {self.rows_read:,} · added {w.rows_added:,} · replaced "
@@ -85,6 +95,7 @@ class ImportReport:
             f"  files written {w.files_written} ({w.bytes_written:,} bytes), replaced "
             f"{w.files_removed}{created}\n"
             f"  {seconds:.2f} s ({rate:,.0f} rows/s)"
+            f"{factors}"
         )
 
 
@@ -180,6 +191,16 @@ def import_csv(
 
         return make_equity(resolve_instrument_id(instrument_id), precision)
 
+    stored = None
+    if parsed.adjusted is not None:  # checked before anything is written
+        stored = factors_from_csv(
+            catalog,
+            instrument_id,
+            bars,
+            parsed.adjusted,
+            spec.tz,
+            f"csv: {csv_path.name} Adj Close",
+        )
     with tqdm(total=len(bars), unit="bar", unit_scale=True, desc="write", disable=not show) as p:
         result = catalog.write_bars(bar_type, bars, mode=mode, instrument=instrument)
         p.update(len(bars))
@@ -192,6 +213,7 @@ def import_csv(
         columns=dict(parsed.columns),
         ignored_columns=list(parsed.ignored_columns),
         write=result,
+        factors=None if stored is None else {**stored.series.summary(), "new_version": stored.new},
     )
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import zoneinfo
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,13 @@ from ntrader.importing.columns import (
     read_header,
     resolve_columns,
 )
+from ntrader.importing.csvspec import CsvSpec as CsvSpec
 from ntrader.importing.timestamps import EPOCH_MULT, parse_timestamps
 from ntrader.importing.validation import (
     MAX_PRECISION,
     Problems,
     Spacing,
+    check_adjusted,
     check_order,
     check_prices,
     measure_spacing,
@@ -52,43 +54,14 @@ DAY_NS = 86_400 * 1_000_000_000
 
 
 @dataclass(frozen=True)
-class CsvSpec:
-    tz: str = "America/New_York"  # zone for naive timestamps (the exchange's)
-    label: str = "open"  # "open" | "close": what the CSV timestamp marks
-    # explicit role -> header; roles: timestamp, date, time, open, high, low, close, volume
-    columns: Mapping[str, str] = field(default_factory=dict)
-    timestamp_format: str | None = None  # strptime format, None = auto
-    epoch_unit: str | None = None  # "s"|"ms"|"us"|"ns", None = auto by magnitude
-    delimiter: str | None = None  # None = sniff from the header line
-    price_precision: int | None = None  # None = infer (max decimals seen, cap 9)
-    size_precision: int | None = None  # None = infer from volume column (cap 9)
-    max_errors: int = 20  # how many problems to list
-    # import_csv: refuse rows spaced unlike the bar spec (daily rows as 1-minute bars …), from
-    # Python as from `make import` (csv.check_spacing); False imports the rows as they are
-    check_spacing: bool = True
-
-    @classmethod
-    def from_config(cls, csv: Mapping[str, Any], price_precision: int | None = None) -> CsvSpec:
-        """From the ``csv`` group of ``conf/import_csv.yaml`` (unset columns are detected)."""
-        return cls(
-            tz=csv["tz"],
-            label=csv["label"],
-            columns={k: str(v) for k, v in csv["columns"].items() if v is not None},
-            timestamp_format=csv["timestamp_format"],
-            epoch_unit=csv["epoch_unit"],
-            delimiter=csv["delimiter"],
-            max_errors=int(csv["max_errors"]),
-            price_precision=price_precision,
-            check_spacing=bool(csv.get("check_spacing", True)),
-        )
-
-
-@dataclass(frozen=True)
 class CsvResult:
     bars: BarFrame  # validated, strictly increasing ts_event (bar CLOSE, UTC ns int64)
     rows_read: int
     columns: dict[str, str]  # role -> header actually used ("(unnamed column N)" if blank)
     ignored_columns: list[str]
+    # an Adj Close column: per bar (ts_event order) the adjusted close (NaN: empty cell), half
+    # the rounding unit of it and of the close (ntrader.catalog.factors derives the factors)
+    adjusted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +216,7 @@ def read_csv_bars(
     *,
     bar_interval_ns: int,
     calendar_days: int = 0,
-    spec: CsvSpec = CsvSpec(),
+    spec: CsvSpec | None = None,
     on_spacing: Callable[[Spacing], None] | None = None,
 ) -> CsvResult:
     """Read, parse and validate one CSV file of OHLCV bars.
@@ -256,6 +229,7 @@ def read_csv_bars(
     rows' :class:`~ntrader.importing.validation.Spacing` before the problems are raised, so its
     error (a wrong bar spec explains duplicate timestamps) comes first.
     """
+    spec = spec or CsvSpec()
     _check_args(spec, bar_interval_ns, calendar_days)
     path = Path(path)
     data = _read_bytes(path)
@@ -306,6 +280,12 @@ def read_csv_bars(
         price_precision=spec.price_precision,
         size_precision=spec.size_precision,
     )
+
+    adjusted = None
+    if "adj_close" in roles:
+        adjusted = check_adjusted(
+            col("adj_close"), col("close"), headers["adj_close"], blank, lines, problems
+        )
 
     # timestamps
     if "timestamp" in roles:
@@ -412,4 +392,7 @@ def read_csv_bars(
         rows_read=rows_read,
         columns=headers,
         ignored_columns=ignored,
+        adjusted=None
+        if adjusted is None
+        else tuple(np.ascontiguousarray(a[order]) for a in adjusted),  # type: ignore[arg-type]
     )

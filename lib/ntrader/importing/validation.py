@@ -132,6 +132,35 @@ def _parse_numbers(raw: pa.ChunkedArray) -> _Num:
     return _Num(values, ok & ~missing, missing, clean, raw)
 
 
+def check_adjusted(
+    adjusted: pa.ChunkedArray,
+    close: pa.ChunkedArray,
+    head: str,
+    blank: np.ndarray,
+    lines: np.ndarray,
+    problems: Problems,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The optional adjusted-close cells (an ``Adj Close`` column): (values, NaN where empty;
+    half the rounding unit of each; the same for the close cells). A cell that is not a
+    positive number is a problem."""
+    adj, cls = _parse_numbers(adjusted), _parse_numbers(close)
+    problems.add_mask(
+        ~adj.ok & ~adj.missing & ~blank,
+        lines,
+        _fmt(f"{head}: cannot parse {{value}} as a number", adj.raw),
+    )
+    problems.add_mask(
+        adj.ok & (adj.values <= 0),
+        lines,
+        _fmt(f"{head}: {{value}} is not a positive price", adj.raw),
+    )
+
+    def half(num: _Num) -> np.ndarray:
+        return 0.5 * 10.0 ** -num.decimals(False).astype(np.float64)
+
+    return np.where(adj.ok, adj.values, np.nan), half(adj), half(cls)
+
+
 def _round(values: np.ndarray, precision: int) -> np.ndarray:
     scale = 10.0**precision
     return np.rint(values * scale) / scale
