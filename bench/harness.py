@@ -155,6 +155,10 @@ class Sizes:
     netting_plain_max: int = 2  # Nautilus' NETTING without the workaround: up to N symbols
     stream_years: tuple[int, ...] = (1,)  # backtest memory: 1 symbol x N years (to 2024-12-31)
     stream_symbols: int = 3  # ... and N symbols x 1 year
+    manifest_years: tuple[int, int] = (
+        2,
+        1,
+    )  # manifest cost: N years x M months each, one file/year
 
 
 FULL = Sizes(
@@ -175,6 +179,7 @@ FULL = Sizes(
     netting_plain_max=2,  # 2 symbols x 1 year already takes ~4 cpu-minutes
     stream_years=(1, 3, 10),
     stream_symbols=50,
+    manifest_years=(5, 12),
 )
 QUICK = Sizes(
     import_days=14,

@@ -2,8 +2,8 @@
 
     python bench/run.py                      # everything (~40 min on 2 cores)
     python bench/run.py --only import,load   # a selection of: import, load, compact, scan,
-                                             #   scale, check, backtest, netting, stream, sweep,
-                                             #   launchers, fetch, migrate
+                                             #   scale, check, backtest, netting, stream,
+                                             #   manifest, sweep, launchers, fetch, migrate
     python bench/run.py --quick              # small inputs, a smoke run
     python bench/run.py --profile            # cProfile our side of every missed target
     python bench/run.py --merge OUT1 OUT2 …   # one table from area runs done separately
@@ -52,6 +52,7 @@ from bench import (
     fetch_bench,
     import_bench,
     load_bench,
+    manifest_bench,
     migrate_bench,
     netting_bench,
     scale_bench,
@@ -83,6 +84,7 @@ BENCHES: dict[str, Callable[[Context], None]] = {
     "backtest": backtest_bench.bench_backtest,
     "netting": netting_bench.bench_netting,
     "stream": stream_bench.bench_stream,
+    "manifest": manifest_bench.bench_manifest,
     "sweep": sweep_bench.bench_sweep,
     "launchers": sweep_launcher_bench.bench_launchers,
     "fetch": fetch_bench.bench_fetch,

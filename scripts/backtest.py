@@ -33,6 +33,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         timings=ctx.timings,
     )
     ctx.counts.update(result.counts())
+    ctx.manifest.update(result.manifest)
     print(result.render())
     result.raise_for_problems()  # stopped early / orders rejected: exit 1, status incomplete
     return result.as_summary()

@@ -63,6 +63,12 @@ class ScriptResult:
         return json.loads(files[-1].read_text())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hash_cache_in_temp(tmp_path_factory):
+    """Manifests' file-hash cache (``ntrader.catalog.manifest``) in a temp dir, not ~/.cache."""
+    os.environ["NTRADER_CACHE"] = str(tmp_path_factory.mktemp("ntrader-cache"))
+
+
 @pytest.fixture
 def run_script(tmp_path: Path):
     """Run ``scripts/<name>.py`` with Hydra overrides in a subprocess, as ``make`` does."""

@@ -21,6 +21,7 @@ AREAS = [
     "backtest",
     "netting",
     "stream",
+    "manifest",
     "sweep",
     "launchers",
     "fetch",

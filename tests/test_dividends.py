@@ -33,6 +33,13 @@ DIVIDENDS = [
     Dividend("AAPL", dt.date(2024, 5, 10), 0.25),
 ]
 ON = "corporate_actions.dividends=true"
+# a daily-bar backtest of the CSV catalogs below that trades (short EMAs), from the disk alone
+DAILY_BACKTEST = (
+    "bars=daily",
+    "ibkr.auto_fetch=false",
+    "strategy.params.fast_ema_period=3",
+    "strategy.params.slow_ema_period=8",
+)
 
 
 def truth_factors(sessions: np.ndarray, now: dt.date, actions=DIVIDENDS) -> np.ndarray:
@@ -289,10 +296,7 @@ def test_the_backtest_refuses_a_view_it_cannot_give(run_script, tmp_path):
         "backtest",
         f"catalog.path={root}",
         "symbol=AAPL",
-        "bars=daily",
-        "ibkr.auto_fetch=false",
-        "strategy.params.fast_ema_period=3",
-        "strategy.params.slow_ema_period=8",
+        *DAILY_BACKTEST,
         "dates.start=2024-01-02",
         "dates.end=2024-06-28",
     )

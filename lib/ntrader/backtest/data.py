@@ -21,6 +21,7 @@ from ntrader.catalog.adjust import MissingFactors, PriceView, resolve_view
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.corporate import ratio_label
 from ntrader.catalog.inventory import example_range, iso, make_command
+from ntrader.catalog.manifest import HASH, HashCache, definition_hash, pinned_files
 from ntrader.catalog.stream import PinnedBars, pin_bars
 from ntrader.errors import DataError
 from ntrader.ibkr import nodata
@@ -63,6 +64,30 @@ class LoadedData:
     @property
     def last_ns(self) -> int:
         return max(s.last_ns for s in self.sources.values())
+
+    def manifest(self, catalog_url: str) -> dict[str, Any]:
+        """``manifest.json``'s ``data``: per bar type the pinned files the run reads (bytes,
+        rows, first/last ``ts_event``, content hash), the instrument definition's hash and the
+        price view; the hash cache's hits and misses."""
+        cache = HashCache()
+        try:
+            bar_types = {}
+            for bt, pinned in self.sources.items():
+                iid = bt.instrument_id
+                view = self.views.get(str(iid))
+                bar_types[str(bt)] = {
+                    "rows_read": pinned.count,
+                    "first_ts_event": pinned.first_ns if pinned.count else None,
+                    "last_ts_event": pinned.last_ns if pinned.count else None,
+                    "files": pinned_files(catalog_url, pinned, cache),
+                    "instrument": {"id": str(iid), HASH: definition_hash(self.instruments[iid])},
+                    "adjustment": view.summary() if view else {"view": "splits"},
+                }
+        finally:
+            cache.close()
+        return {
+            "data": {"catalog": catalog_url, "bar_types": bar_types, "hash_cache": cache.stats()}
+        }
 
     def close(self) -> None:
         for s in self.sources.values():

@@ -67,6 +67,8 @@ class BacktestResult:
     corporate_actions: list[dict[str, Any]] = field(default_factory=list)
     # data.adjust: the price view and, per instrument, the splits undone / factor version used
     adjustment: dict[str, Any] = field(default_factory=dict)
+    # manifest.json's data part: the files read, their hashes (ntrader.catalog.manifest)
+    manifest: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -180,8 +182,11 @@ def run_backtest(
     tearsheet: bool = True,
     equity_png: bool = True,
     timings: dict[str, float] | None = None,
+    manifest_data: bool = True,
 ) -> BacktestResult:
     """Run ``spec`` on ``catalog`` (a :class:`Catalog` or its root).
+
+    ``manifest_data``: hash the files the run reads (``result.manifest``, cached by name).
 
     ``out_dir``: where the reports (CSV, ``equity.png``, ``tearsheet.html``) go; ``None`` writes
     no file. ``timings`` is filled step by step (also when a step fails), as ``summary.json``
@@ -211,7 +216,11 @@ def run_backtest(
             _auto_fetch_factors(cat, auto_fetch, lacking, t)
             data = check_and_load(cat, spec)
     with data:
-        return _run(spec, data, out_dir, tearsheet, equity_png, t, fetched)
+        with timed(t, "manifest"):
+            manifest = data.manifest(cat.url) if manifest_data else {}
+        result = _run(spec, data, out_dir, tearsheet, equity_png, t, fetched)
+        result.manifest = manifest
+        return result
 
 
 def _load_with_factors(

@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from ntrader.errors import INPUT_ERROR, SYSTEM_ERROR, InputError, NtraderError, exit_code_for
+from ntrader.runs import provenance
 from ntrader.runs import store as run_store
 from ntrader.runs.folders import unique_run_dir
 from ntrader.runs.logs import setup_logging
@@ -91,6 +92,7 @@ class RunContext:
     timings: dict[str, float] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)  # the data read (manifest.json)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -175,6 +177,13 @@ def run_task(
         logger.debug(traceback.format_exc())
         logger.error(f"what to do: see the traceback in {run_dir / (script + '.log')}")
     finally:
+        t_manifest = time.perf_counter()
+        try:
+            manifest = provenance.manifest(cfg, ctx.run_id, ctx.manifest)
+        except Exception as exc:  # never costs the summary
+            manifest = {"format": 1, "run_id": run_id, "error": f"{type(exc).__name__}: {exc}"}
+            logger.warning(f"manifest.json is incomplete: {manifest['error']}")
+        manifest["code_s"] = round(time.perf_counter() - t_manifest, 4)  # git, versions, hash
         summary["exit_code"] = code
         summary["started"] = started.isoformat()
         summary["finished"] = datetime.now(UTC).isoformat()
@@ -182,6 +191,7 @@ def run_task(
         summary["timings"] = ctx.timings
         summary["counts"] = ctx.counts
         write_json_atomic(run_dir / "summary.json", summary)
+        write_json_atomic(run_dir / "manifest.json", manifest)
         logger.info(f"run folder: {where}")
         logger.remove(file_sink)  # the log is complete: close it before the upload
         code = _publish(run_dir, summary, code)
