@@ -35,7 +35,7 @@ run = NTRADER_MAKE_TARGET=$@ $(PY) scripts/$(1).py || { rc=$$?; echo "scripts/$(
 # Run a tool with the shlex-split ARGS appended (and, for sim, --port SIM_PORT before them).
 tool = NTRADER_MAKE_TARGET=$@ $(PY) -m ntrader.runs.make_args exec --
 
-.PHONY: help setup test test-all lint format bench import scan check compact fetch sim demo backtest sweep rerun migrate clean-runs
+.PHONY: help setup test test-all lint format bench import scan check compact log fetch sim demo backtest sweep rerun migrate clean-runs
 
 help: ## Show this help (the default goal)
 	@echo "ntrader — make TARGET [VAR=value …]   (every target also takes CATALOG=dir ARGS=\"hydra overrides\")"
@@ -86,6 +86,10 @@ check: $(STAMP) ## One instrument: availability, calendar gaps, health: make che
 	@$(call run,scan)
 
 compact: $(STAMP) ## Merge each bar type's small data files into one per year (catalog.compact_period): make compact [SYMBOL=AAPL] [BAR=1-MINUTE-LAST] [CATALOG=dir]
+	@$(call run,scan)
+
+log: $(STAMP) ## One bar type's commit history (catalog versions, files added/removed, which run): make log SYMBOL=AAPL [BAR=…] [FORMAT=json]
+	@test -n "$$NTRADER_MAKE_SYMBOL" || { echo "usage: make log SYMBOL=AAPL [BAR=…] [FORMAT=table|json|csv]"; exit 2; }
 	@$(call run,scan)
 
 fetch: $(STAMP) ## Fetch bars from IBKR: make fetch SYMBOLS=AAPL,MSFT START=2024-01-02 END=2024-03-28 [BAR=1-MINUTE-LAST] | SET=mega_caps DATES=last_session

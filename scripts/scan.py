@@ -1,8 +1,7 @@
-"""What the catalog holds.
-
-make scan [FORMAT=table|json|csv]                     every bar type
+"""What the catalog holds. make scan [FORMAT=table|json|csv]: every bar type; and
 make check SYMBOL=AAPL [START=… END=…] [FORMAT=…]    availability, calendar gaps, data health
 make compact [SYMBOL=AAPL] [BAR=…]                   merge small data files (one per period)
+make log SYMBOL=AAPL [BAR=…] [FORMAT=…]              a bar type's commit history (versions)
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from ntrader import runs
-from ntrader.catalog import Catalog, list_catalog, record, render_listing
+from ntrader.catalog import Catalog, commitlog, corruption, list_catalog, record, render_listing
 from ntrader.symbols import bar_type_text, instrument_id_text, instrument_of
 from ntrader.tabular import check_format
 
@@ -19,10 +18,10 @@ from ntrader.tabular import check_format
 def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, object]:
     fmt = check_format(str(cfg.format))
     catalog = Catalog.from_config(cfg.catalog)
-    inst = cfg.instruments
-    iid = cfg.symbol and instrument_id_text(cfg.symbol, inst.default_venue, inst.venues)
+    venues = (cfg.instruments.default_venue, cfg.instruments.venues)
+    iid = cfg.symbol and instrument_id_text(cfg.symbol, *venues)
     bar_type = (iid and bar_type_text(iid, cfg.bars.spec)) or None
-    if cfg.repair or cfg.compact or not bar_type:  # a missing catalog is an error (check: later)
+    if cfg.repair or cfg.compact or cfg.log or not bar_type:  # a missing catalog: error here
         catalog.require_exists(bar_type and instrument_of(bar_type), str(cfg.bars.spec))
     if cfg.compact:
         with ctx.step("compact"):
@@ -30,12 +29,15 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, object]:
         ctx.counts.update(done.counts())
         print(done.render())
         return {"catalog": catalog.url, "compaction": done.as_dict()}
+    if cfg.log:  # make log
+        history = commitlog.history(catalog, bar_type)
+        print(commitlog.render_history(history, fmt))
+        return {"catalog": catalog.url, **history}
     if cfg.repair:
         with ctx.step("repair"):
             moved = catalog.quarantine_corrupt(bar_type and [bar_type])
         ctx.counts.update(quarantined=len(moved))
-        lines = [f"moved {m.path} to {m.moved_to}: {m.reason}" for m in moved]
-        print("\n".join(lines) or f"no corrupt file in {catalog.url}")
+        print(corruption.render_quarantined(moved, catalog.url))
         return {"catalog": catalog.url, "quarantined": [m.as_dict() for m in moved]}
     if not bar_type:
         with ctx.step("scan"):

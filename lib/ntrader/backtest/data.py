@@ -44,6 +44,9 @@ class LoadedData:
     closes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # iid -> (ts_event, close)
     tz: str = "America/New_York"
     views: dict[str, PriceView] = field(default_factory=dict)  # iid -> data.adjust's view
+    # bar type -> the catalog version of its last commit when its files were pinned
+    commit_versions: dict[str, int | None] = field(default_factory=dict)
+    catalog_version: int = 0  # the catalog's version once every bar type was pinned
 
     def adjustment(self) -> dict[str, Any]:
         """``summary.json``'s ``adjustment``: the view, and per instrument what it applied."""
@@ -76,6 +79,7 @@ class LoadedData:
                 iid = bt.instrument_id
                 view = self.views.get(str(iid))
                 bar_types[str(bt)] = {
+                    "last_commit": self.commit_versions.get(str(bt)),
                     "rows_read": pinned.count,
                     "first_ts_event": pinned.first_ns if pinned.count else None,
                     "last_ts_event": pinned.last_ns if pinned.count else None,
@@ -86,7 +90,12 @@ class LoadedData:
         finally:
             cache.close()
         return {
-            "data": {"catalog": catalog_url, "bar_types": bar_types, "hash_cache": cache.stats()}
+            "data": {
+                "catalog": catalog_url,
+                "catalog_version": self.catalog_version,
+                "bar_types": bar_types,
+                "hash_cache": cache.stats(),
+            }
         }
 
     def close(self) -> None:
@@ -166,6 +175,7 @@ def _check(
     closes: dict[str, tuple[Any, Any]] = {}
     views: dict[str, PriceView] = {}
     lacking: list[tuple[MissingFactors, BarType]] = []  # data.adjust=total_return
+    commit_versions: dict[str, int | None] = {}
     tz = "America/New_York"
     problems: list[str] = []
     commands: list[str] = []
@@ -198,6 +208,7 @@ def _check(
         lo, hi = day_bounds_ns(spec.start, spec.end, tz)
         pinned = pin_bars(catalog, str(bt), lo, hi)  # this commit's files, until the run ends
         opened.append(pinned)
+        commit_versions[str(bt)] = catalog.history.log.latest(pinned.bar_type)
         if not pinned.count:
             have = (
                 f"{iso(avail.first_ns, daily=step.daily)} .. {iso(avail.last_ns, daily=step.daily)}"
@@ -303,7 +314,16 @@ def _check(
             + "; IB's history is split-adjusted as of each fetch, so a split before ntrader "
             "first fetched an instrument stays adjusted (name it in data.splits)"
         )
-    return LoadedData(instruments, sources, ranges, closes, tz, views)
+    return LoadedData(
+        instruments,
+        sources,
+        ranges,
+        closes,
+        tz,
+        views,
+        commit_versions,
+        catalog.history.log.head(),
+    )
 
 
 RETRY = "ibkr.retry_nodata=true"

@@ -203,3 +203,9 @@ def read_locked(store: Any, f: Any, restamp: Callable[[], None]) -> pa.Table:
                 "written, rerun",
             ) from exc
         raise err from exc
+
+
+def render_quarantined(moved: list[Quarantined], catalog_url: str) -> str:
+    """What ``make scan ARGS=repair=true`` prints."""
+    lines = [f"moved {m.path} to {m.moved_to}: {m.reason}" for m in moved]
+    return "\n".join(lines) or f"no corrupt file in {catalog_url}"

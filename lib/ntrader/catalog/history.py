@@ -30,6 +30,7 @@ from typing import Any
 
 from loguru import logger
 
+from ntrader.catalog.commitlog import CommitLog
 from ntrader.catalog.files import interval_file_name
 from ntrader.errors import SystemFailure
 
@@ -75,6 +76,7 @@ class History:
         self.retain_s = float(retain_s)
         self._pruned_all = False
         self._pruned: dict[str, float] = {}  # bar type -> when this process last pruned it
+        self.log = CommitLog(store, meta_dir)  # kept: versions, never pruned
 
     def dir(self, bar_type: str) -> PurePath:
         return self.root / bar_type
@@ -126,6 +128,7 @@ class History:
         rec = {"at": at, "bar_type": bar_type, "added": added, "removed": removed, **more}
         path = self.dir(bar_type) / "commits" / f"{at:020d}-{uuid.uuid4().hex[:8]}.json"
         self.store.write_text(path, json.dumps(rec), durable=False)
+        self.log.append(bar_type, added, removed, **more)
 
     def prune(self, bar_types: Iterable[str] | None = None) -> int:
         """Delete retained files and records older than ``retain_s``; returns files deleted.

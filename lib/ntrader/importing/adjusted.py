@@ -54,7 +54,7 @@ def factors_from_csv(
         raise InputError(
             f"{source}: Adj Close / Close steps by {d.step:.4f} on {d.ex_date}: no dividend "
             "does that (a split the Close column is not adjusted for?); no factors stored",
-            hint="import without the column: csv.columns.adj_close=… is optional, drop it from "
-            "the file, or check the vendor's adjustment",
+            hint="check the vendor's adjustment; to import the bars without dividend factors, "
+            "remove the Adj Close column from the file",
         )
     return store_factors(catalog, series)

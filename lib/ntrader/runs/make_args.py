@@ -258,6 +258,10 @@ SCRIPT_TARGETS: dict[str, tuple[Callable[[MakeVars], list[str]], bool]] = {
     "scan": (lambda m: m.opt("format", "FORMAT"), True),
     "check": (_check, True),
     "compact": (lambda m: ["compact=true", *m.symbol("symbol", "SYMBOL")], True),
+    "log": (
+        lambda m: ["log=true", *m.symbol("symbol", "SYMBOL"), *m.opt("format", "FORMAT")],
+        True,
+    ),
     "fetch": (_fetch, True),
     "backtest": (lambda m: [*m.symbol("symbol", "SYMBOL"), *_backtest_args(m)], True),
     "sweep": (_sweep, True),

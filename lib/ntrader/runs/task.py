@@ -42,6 +42,8 @@ from ntrader.runs.logs import setup_logging
 from ntrader.secrets import redact, scrub_files
 from ntrader.tabular import write_json_atomic
 
+RUN_ID_ENV = "NTRADER_RUN_ID"  # read by ntrader.catalog.commitlog (runs may not import catalog)
+
 _JOB_STARTED = False
 _MULTIRUN_EXIT_CODE = 0  # the worst job's exit code of the last multirun, set by its summary
 _JOB_LABEL: str | None = None  # the next multirun job's console heading, set by a sweep callback
@@ -129,6 +131,7 @@ def run_task(
     if multirun:  # multirun job folders are numbers under the sweep folder
         run_id = f"{script}/{run_dir.parent.name}/{run_dir.name}"
     file_sink = setup_logging(run_dir, script, run_id, str(cfg.get("log_level", "INFO")))
+    os.environ[RUN_ID_ENV] = run_id  # the catalog's commit log names the writing run
     label = _take_job_label(run_dir, [str(o) for o in hc.overrides.task]) if multirun else ""
     if label:
         logger.info(label)
