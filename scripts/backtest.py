@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from ntrader import runs
 from ntrader.backtest import AutoFetch, BacktestSpec, run_backtest
+from ntrader.backtest.rerun import verify_rerun
 from ntrader.catalog import Catalog
 
 
@@ -23,9 +24,10 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     # would land in the first job's file, so sweep jobs keep only ntrader's log.
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     spec = BacktestSpec.from_config(cfg, log_dir=None if multirun else ctx.run_dir)
+    catalog = Catalog.from_config(cfg.catalog)
     result = run_backtest(
         spec,
-        Catalog.from_config(cfg.catalog),
+        catalog,
         out_dir=ctx.run_dir,
         auto_fetch=AutoFetch.from_config(cfg.ibkr, cfg.get("corporate_actions")),
         tearsheet=bool(cfg.reports.tearsheet),
@@ -36,7 +38,13 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     ctx.manifest.update(result.manifest)
     print(result.render())
     result.raise_for_problems()  # stopped early / orders rejected: exit 1, status incomplete
-    return result.as_summary()
+    summary = {**result.as_summary(), "counts": ctx.counts}
+    if cfg.get("rerun_of"):  # make rerun: same data and numbers as the original run?
+        verdict = verify_rerun(cfg.rerun_of, summary, result.manifest, runs.code(), catalog)
+        print(verdict.render())
+        verdict.raise_for_difference(summary)
+        summary["rerun"] = verdict.as_dict()
+    return summary
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="backtest")

@@ -13,6 +13,7 @@ target is set, not here: it also runs as ``python -m ntrader.runs.make_args``).
 from ntrader.runs import store
 from ntrader.runs.folders import register_resolvers
 from ntrader.runs.logs import setup_logging, stderr_is_tty
+from ntrader.runs.provenance import code
 from ntrader.runs.task import (
     RunContext,
     entry,
@@ -26,6 +27,7 @@ register_resolvers()
 
 __all__ = [
     "RunContext",
+    "code",
     "entry",
     "exit_now",
     "register_resolvers",

@@ -235,7 +235,8 @@ def _rerun(m: MakeVars) -> list[str]:
     run = m.required("RUN", "make rerun RUN=runs/backtest/<stamp>")
     config_dir = os.path.join(os.path.abspath(run), ".hydra")
     hydra = ["--config-dir", config_dir, "--config-name", "config", "+hydra=default"]
-    return [*hydra, "tag=rerun", *m.args()]  # the saved config holds catalog and bars
+    # the saved config holds catalog and bars; rerun_of: compare with the original (verified)
+    return [*hydra, "tag=rerun", f"++rerun_of={quote(os.path.abspath(run))}", *m.args()]
 
 
 def _migrate(m: MakeVars) -> list[str]:

@@ -1,0 +1,84 @@
+"""Verified reruns (issue 15): ``make rerun RUN=…`` says "reproduced: identical" only when the
+rerun read the same files and gave the same results; a data change is named with its commits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from .conftest import REPO
+from .test_dividends import DAILY_BACKTEST, yahoo_csv
+
+
+def _rerun(run_dir: Path, runs: Path) -> subprocess.CompletedProcess:
+    """``make rerun RUN=<run_dir>`` as a user types it."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(runs.parent),
+        "NTRADER_RUNS": str(runs),
+        "NTRADER_CACHE": os.environ["NTRADER_CACHE"],
+    }
+    return subprocess.run(
+        ["make", "-s", "rerun", f"RUN={run_dir}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _latest(runs: Path) -> dict:
+    files = sorted(runs.rglob("summary.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(files[-1].read_text())
+
+
+def test_rerun_identical_then_tampered_then_after_a_data_change(run_script, tmp_path):
+    root, csv_path = tmp_path / "catalog", tmp_path / "AAPL.csv"
+    yahoo_csv(csv_path)
+    args = (f"catalog.path={root}", "symbol=AAPL", "bars=daily")
+    assert run_script("import_csv", *args[:2], f"csv.path={csv_path}", args[2]).code == 0
+    first = run_script("backtest", *args, *DAILY_BACKTEST[1:])
+    assert first.code == 0, first.stderr
+    original = Path(first.summary()["run_dir"])
+    runs = tmp_path / "runs"
+
+    same = _rerun(original, runs)
+    assert same.returncode == 0, same.stderr
+    assert f"rerun of {original}: reproduced: identical" in same.stdout
+    assert _latest(runs)["rerun"]["verdict"] == "identical"
+
+    # the same data but another number in the original's summary: named, exit 1
+    tampered = tmp_path / "tampered"
+    subprocess.run(["cp", "-r", str(original), str(tampered)], check=True)
+    s = json.loads((tampered / "summary.json").read_text())
+    s["result"]["pnl"] += 1.0
+    (tampered / "summary.json").write_text(json.dumps(s))
+    diff = _rerun(tampered, runs)
+    assert diff.returncode != 0 and "exited with code 1" in diff.stderr
+    assert "NOT reproduced: 1 field(s) differ" in diff.stdout and "result.pnl:" in diff.stdout
+    assert _latest(runs)["rerun"]["differences"][0]["field"] == "result.pnl"
+
+    # one bar changed by a merge import: the rerun read other data and says which commit
+    lines = [
+        ",".join(c for i, c in enumerate(ln.split(",")) if i != 5)
+        for ln in csv_path.read_text().splitlines()
+    ]
+    cells = lines[30].split(",")
+    cells[4] = f"{float(cells[4]) + 0.01:.2f}"
+    cells[2] = f"{max(float(cells[2]), float(cells[4])):.2f}"
+    one = tmp_path / "one.csv"
+    one.write_text(f"{lines[0]}\n{','.join(cells)}\n")
+    merged = run_script("import_csv", *args[:2], f"csv.path={one}", args[2], "mode=merge")
+    assert merged.code == 0, merged.stderr
+    merge_run = merged.summary()["run_id"]  # now: summary() is the latest run's
+    changed = _rerun(original, runs)
+    assert changed.returncode != 0
+    out = changed.stdout
+    assert "the data changed since the original run: NOT a reproduction" in out
+    assert "AAPL.NASDAQ-1-DAY-LAST-EXTERNAL: files 1 gone, 1 new" in out
+    assert "commit v2 " in out and merge_run in out
+    assert _latest(runs)["status"] == "incomplete"
