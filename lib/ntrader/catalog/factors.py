@@ -41,7 +41,7 @@ import datetime as dt
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -288,18 +288,6 @@ def derive_factors(
     )
 
 
-def half_unit(values: np.ndarray, max_decimals: int = 8) -> float:
-    """Half the rounding unit of ``values`` (a CSV column's): the fewest decimals that hold them
-    all exactly."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    for d in range(max_decimals + 1):
-        scaled = v * 10.0**d
-        if np.all(np.abs(scaled - np.rint(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
-            return 0.5 * 10.0**-d
-    return 0.5 * 10.0**-max_decimals
-
-
 # ------------------------------------------------------------------------------ storage
 def _dir(catalog: Catalog, instrument_id: str) -> PurePath:
     check_bar_type_name(f"{instrument_id}-1-DAY-LAST-EXTERNAL")  # a hostile id never escapes
@@ -335,14 +323,13 @@ def load_factors(
 class StoredFactors:
     series: FactorSeries
     new: bool  # a new version was written (False: identical to the latest)
-    previous: FactorSeries | None = field(default=None)
 
 
 def store_factors(catalog: Catalog, series: FactorSeries) -> StoredFactors:
     """Keep ``series`` as the next version unless the latest has the same content."""
     latest = load_factors(catalog, series.instrument)
     if latest is not None and latest.same_content(series):
-        return StoredFactors(latest, False, latest)
+        return StoredFactors(latest, False)
     version = (latest.version if latest else 0) + 1
     stored = FactorSeries(
         series.instrument,
@@ -355,4 +342,4 @@ def store_factors(catalog: Catalog, series: FactorSeries) -> StoredFactors:
     )
     path = _dir(catalog, series.instrument) / f"v{version:04d}.json"
     catalog.store.write_text(path, json.dumps(stored.as_json(), indent=1))
-    return StoredFactors(stored, True, latest)
+    return StoredFactors(stored, True)

@@ -250,7 +250,8 @@ class Fetcher:
         stored = await dividends.refresh_factors(
             self.catalog, iid, ask, w.cal, int(equity.price_precision)
         )
-        if stored is None:
+        if stored is None:  # asked for and not got: said in the output and summary.json
+            report.factors = {"error": "IB sent no daily bars: no dividend factors stored"}
             logger.warning(f"{iid}: IB sent no daily bars for the dividend factors")
             return
         report.factors = {**stored.series.summary(), "new_version": stored.new}

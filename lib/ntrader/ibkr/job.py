@@ -190,7 +190,9 @@ class FetchResult:
         out: list[str] = []
         for r in self.reports:
             f = r.factors
-            if f:
+            if f and "error" in f:
+                out.append(f"WARNING: {r.bar_type.rsplit('-', 4)[0]}: {f['error']}")
+            elif f:
                 state = "new version" if f.get("new_version") else "unchanged"
                 out.append(
                     f"Dividend factors of {r.bar_type.rsplit('-', 4)[0]}: v{f['version']} "

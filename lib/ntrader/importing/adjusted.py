@@ -10,6 +10,7 @@ column is not adjusted for) — stores nothing and says why.
 from __future__ import annotations
 
 import numpy as np
+from loguru import logger
 
 from ntrader.catalog.barframe import BarFrame
 from ntrader.catalog.catalog import Catalog
@@ -34,6 +35,7 @@ def factors_from_csv(
     adj, half_adj, half_close = adjusted
     ok = np.isfinite(adj)
     if not ok.any():
+        logger.warning(f"{source}: the column is empty: no dividend factors stored")
         return None
     sessions = local_dates(bars.ts_event[ok] - 1, tz)
     last = np.r_[sessions[1:] != sessions[:-1], True]  # the last row of each session
