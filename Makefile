@@ -35,7 +35,7 @@ run = NTRADER_MAKE_TARGET=$@ $(PY) scripts/$(1).py || { rc=$$?; echo "scripts/$(
 # Run a tool with the shlex-split ARGS appended (and, for sim, --port SIM_PORT before them).
 tool = NTRADER_MAKE_TARGET=$@ $(PY) -m ntrader.runs.make_args exec --
 
-.PHONY: help setup test test-all lint format bench import scan check compact log fetch sim demo backtest sweep rerun migrate clean-runs
+.PHONY: help setup test test-all lint format bench import scan check compact log gc fetch sim demo backtest sweep rerun migrate clean-runs
 
 help: ## Show this help (the default goal)
 	@echo "ntrader — make TARGET [VAR=value …]   (every target also takes CATALOG=dir ARGS=\"hydra overrides\")"
@@ -90,6 +90,9 @@ compact: $(STAMP) ## Merge each bar type's small data files into one per year (c
 
 log: $(STAMP) ## One bar type's commit history (catalog versions, files added/removed, which run): make log SYMBOL=AAPL [BAR=…] [FORMAT=json]
 	@test -n "$$NTRADER_MAKE_SYMBOL" || { echo "usage: make log SYMBOL=AAPL [BAR=…] [FORMAT=table|json|csv]"; exit 2; }
+	@$(call run,scan)
+
+gc: $(STAMP) ## Delete retained files that commits removed more than catalog.retain_days ago (older versions then unreadable): make gc [ARGS="catalog.retain_days=7"]
 	@$(call run,scan)
 
 fetch: $(STAMP) ## Fetch bars from IBKR: make fetch SYMBOLS=AAPL,MSFT START=2024-01-02 END=2024-03-28 [BAR=1-MINUTE-LAST] | SET=mega_caps DATES=last_session

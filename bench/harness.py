@@ -159,6 +159,8 @@ class Sizes:
         2,
         1,
     )  # manifest cost: N years x M months each, one file/year
+    stream_big: tuple[int, int] = (2, 1)  # the streamed backtest run for real: N symbols x M years
+    retention: tuple[int, int] = (3, 10)  # storage of retention: N symbols x M nightly appends
 
 
 FULL = Sizes(
@@ -180,6 +182,8 @@ FULL = Sizes(
     stream_years=(1, 3, 10),
     stream_symbols=50,
     manifest_years=(5, 12),
+    stream_big=(100, 5),  # 49M bars, about an hour
+    retention=(50, 30),
 )
 QUICK = Sizes(
     import_days=14,

@@ -55,9 +55,11 @@ from bench import (
     manifest_bench,
     migrate_bench,
     netting_bench,
+    retention_bench,
     scale_bench,
     scan_bench,
     stream_bench,
+    stream_big_bench,
     sweep_bench,
     sweep_launcher_bench,
 )
@@ -84,7 +86,9 @@ BENCHES: dict[str, Callable[[Context], None]] = {
     "backtest": backtest_bench.bench_backtest,
     "netting": netting_bench.bench_netting,
     "stream": stream_bench.bench_stream,
+    "stream_big": stream_big_bench.bench_stream_big,
     "manifest": manifest_bench.bench_manifest,
+    "retention": retention_bench.bench_retention,
     "sweep": sweep_bench.bench_sweep,
     "launchers": sweep_launcher_bench.bench_launchers,
     "fetch": fetch_bench.bench_fetch,
@@ -193,6 +197,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _as_runs(payload: dict) -> list[dict]:
+    """A run's ``results.json`` as is; a merged one (``bench/table/results.json``, the data of
+    README's table) as one run per area, each with its own time."""
+    if "merged_from" not in payload:
+        return [payload]
+    return [
+        {
+            **payload,
+            "benchmarks": [area],
+            "when": payload["when"][area],
+            "rows": [r for r in payload["rows"] if r["bench"] == area],
+        }
+        for area in payload["benchmarks"]
+    ]
+
+
 def merge(dirs: list[Path], out: Path, names: tuple[str, ...], *, readme: bool) -> int:
     """One table from several runs' ``results.json`` (rows in area order; an area measured in
     more than one run: the last run given wins)."""
@@ -204,7 +224,7 @@ def merge(dirs: list[Path], out: Path, names: tuple[str, ...], *, readme: bool) 
         if not f.is_file():
             progress(f"{f} does not exist")
             return 2
-        runs.append(json.loads(f.read_text()))
+        runs += _as_runs(json.loads(f.read_text()))
     blocks: list[tuple[dict, list[str]]] = []  # a run's rows belong to its areas together
     for run in runs:
         mine = [a for a in names if a in run["benchmarks"]]
@@ -233,6 +253,9 @@ def merge(dirs: list[Path], out: Path, names: tuple[str, ...], *, readme: bool) 
     merged = {
         "merged_from": [str(d) for d in dirs],
         "benchmarks": list(by_area),
+        "when": {a: by_area[a]["when"] for a in by_area},  # so a merged table merges again
+        "nautilus_trader": runs[-1]["nautilus_trader"],
+        "cpus": runs[-1]["cpus"],
         "quick": quick,
         "rows": [
             {k: v for k, v in asdict(r).items() if k not in ("probe", "probe_cmd")}

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from ntrader import runs
 from ntrader.backtest import AutoFetch, BacktestSpec, run_backtest
-from ntrader.backtest.rerun import verify_rerun
+from ntrader.backtest.rerun import prepare_rerun, verify_rerun
 from ntrader.catalog import Catalog
 
 
@@ -25,11 +25,15 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     spec = BacktestSpec.from_config(cfg, log_dir=None if multirun else ctx.run_dir)
     catalog = Catalog.from_config(cfg.catalog)
+    auto_fetch = AutoFetch.from_config(cfg.ibkr, cfg.get("corporate_actions"))
+    if cfg.get("rerun_of"):  # make rerun: as of the original's catalog version if data changed
+        setup = prepare_rerun(cfg.rerun_of, catalog)
+        catalog, auto_fetch = setup.catalog, None if setup.as_of is not None else auto_fetch
     result = run_backtest(
         spec,
         catalog,
         out_dir=ctx.run_dir,
-        auto_fetch=AutoFetch.from_config(cfg.ibkr, cfg.get("corporate_actions")),
+        auto_fetch=auto_fetch,
         tearsheet=bool(cfg.reports.tearsheet),
         equity_png=bool(cfg.reports.equity_png),
         timings=ctx.timings,
@@ -40,7 +44,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     result.raise_for_problems()  # stopped early / orders rejected: exit 1, status incomplete
     summary = {**result.as_summary(), "counts": ctx.counts}
     if cfg.get("rerun_of"):  # make rerun: same data and numbers as the original run?
-        verdict = verify_rerun(cfg.rerun_of, summary, result.manifest, runs.code(), catalog)
+        verdict = verify_rerun(cfg.rerun_of, summary, result.manifest, runs.code(), setup)
         print(verdict.render())
         verdict.raise_for_difference(summary)
         summary["rerun"] = verdict.as_dict()

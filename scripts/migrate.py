@@ -26,7 +26,7 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
         cfg.catalog.path,
         ctx.run_dir,
         lock_timeout=float(cfg.catalog.lock_timeout),
-        retain_s=float(cfg.catalog.retain_s),
+        retain_days=float(cfg.catalog.retain_days),
         timings=ctx.timings,
     )
     ctx.counts.update(result.counts())

@@ -2,6 +2,7 @@
 make check SYMBOL=AAPL [START=… END=…] [FORMAT=…]    availability, calendar gaps, data health
 make compact [SYMBOL=AAPL] [BAR=…]                   merge small data files (one per period)
 make log SYMBOL=AAPL [BAR=…] [FORMAT=…]              a bar type's commit history (versions)
+make gc                                              prune retained files past catalog.retain_days
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import hydra
 from omegaconf import DictConfig
 
 from ntrader import runs
-from ntrader.catalog import Catalog, commitlog, corruption, list_catalog, record, render_listing
+from ntrader.catalog import Catalog, list_catalog, record, render_listing
+from ntrader.catalog.maintenance import ACTIONS, maintain
 from ntrader.symbols import bar_type_text, instrument_id_text, instrument_of
 from ntrader.tabular import check_format
 
@@ -21,24 +23,15 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, object]:
     venues = (cfg.instruments.default_venue, cfg.instruments.venues)
     iid = cfg.symbol and instrument_id_text(cfg.symbol, *venues)
     bar_type = (iid and bar_type_text(iid, cfg.bars.spec)) or None
-    if cfg.repair or cfg.compact or cfg.log or not bar_type:  # a missing catalog: error here
+    action = next((a for a in ACTIONS if cfg.get(a)), None)  # compact | log | repair | gc
+    if action or not bar_type:  # a missing catalog: error here
         catalog.require_exists(bar_type and instrument_of(bar_type), str(cfg.bars.spec))
-    if cfg.compact:
-        with ctx.step("compact"):
-            done = catalog.compact(bar_type and [bar_type])  # SYMBOL's, else all
-        ctx.counts.update(done.counts())
-        print(done.render())
-        return {"catalog": catalog.url, "compaction": done.as_dict()}
-    if cfg.log:  # make log
-        history = commitlog.history(catalog, bar_type)
-        print(commitlog.render_history(history, fmt))
-        return {"catalog": catalog.url, **history}
-    if cfg.repair:
-        with ctx.step("repair"):
-            moved = catalog.quarantine_corrupt(bar_type and [bar_type])
-        ctx.counts.update(quarantined=len(moved))
-        print(corruption.render_quarantined(moved, catalog.url))
-        return {"catalog": catalog.url, "quarantined": [m.as_dict() for m in moved]}
+    if action:
+        with ctx.step(action):
+            done = maintain(catalog, action, bar_type, fmt)
+        ctx.counts.update(done.counts)
+        print(done.text)
+        return {"catalog": catalog.url, **done.summary}
     if not bar_type:
         with ctx.step("scan"):
             rows = [record(a) for a in list_catalog(catalog)]

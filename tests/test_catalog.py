@@ -282,7 +282,7 @@ def test_same_range_merged_many_times_never_reuses_a_name(tmp_path, aapl):
     by a few ns), so a name always means one content; plain Nautilus reads exactly what we do,
     and never the retained history."""
     _, bt, eq = aapl
-    c = Catalog(tmp_path / "catalog", retain_s=3600)
+    c = Catalog(tmp_path / "catalog", retain_days=1 / 24)
     c.write_bars(bt, frame(range(100)), instrument=eq)
     c.write_bars(bt, frame(range(200, 300)), instrument=eq)
     content_of: dict[str, bytes] = {}
@@ -312,7 +312,7 @@ def test_same_range_merged_many_times_never_reuses_a_name(tmp_path, aapl):
 
 def test_history_is_pruned_by_writers_after_retention(tmp_path, aapl):
     _, bt, eq = aapl
-    c = Catalog(tmp_path / "catalog", retain_s=1)
+    c = Catalog(tmp_path / "catalog", retain_days=1 / 86400)
     c.write_bars(bt, frame(range(100)), instrument=eq)
     c.write_bars(bt, frame(range(0, 100), 101.0))
     assert len(c.history.names(str(bt))) == 1

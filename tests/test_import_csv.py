@@ -16,6 +16,7 @@ import pytest
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.commitlog import commits
 
 from .conftest import REPO, tree_snapshot
 from .csv_corpus import CASES
@@ -229,6 +230,19 @@ def test_sigkill_during_write_then_rerun(commit, point, tmp_path, seeded):
     final = {b.ts_event: b.close.as_double() for b in ParquetDataCatalog(str(seeded)).bars([BT])}
     assert final == updated
     assert not list(seeded.rglob("*.tmp")) and not (seeded / ".ntrader" / "journal.json").exists()
+    # the commit log: one entry per visible commit, none for the one the kill made invisible
+    folders = sorted((tmp_path / "runs" / "import_csv").iterdir(), key=lambda p: p.stat().st_mtime)
+    killed, rerun = (f"import_csv/{f.name}" for f in folders[-2:])
+    catalog = Catalog(seeded)
+    log = commits(catalog, BT)
+    assert [e["version"] for e in log] == [1, 2] and catalog.history.log.head() == 2
+    visible = point in ("after_swap", "after_journal", "mid_apply")  # then the rerun had no work
+    assert log[1]["run_id"] == (killed if visible else rerun)
+    assert set(log[1]["added"]) <= {p.name for p in (seeded / "data" / "bar" / BT).iterdir()}
+    assert not (seeded / ".ntrader" / "log" / "PENDING").exists()
+    if visible:  # as of version 1: the seeded session alone, from the retained history
+        then = Catalog(seeded, as_of=1).read(BT)
+        assert dict(zip(then.ts_event.tolist(), then.close.tolist(), strict=True)) == old
 
 
 def test_sigkill_at_a_random_moment(tmp_path, seeded):

@@ -1,5 +1,7 @@
 """Verified reruns (issue 15): ``make rerun RUN=…`` says "reproduced: identical" only when the
-rerun read the same files and gave the same results; a data change is named with its commits."""
+rerun read the same files and gave the same results; a data change is named with its commits and
+sessions, and the rerun reads the catalog as of the original version — or, once retention
+pruned that version, refuses."""
 
 from __future__ import annotations
 
@@ -75,10 +77,39 @@ def test_rerun_identical_then_tampered_then_after_a_data_change(run_script, tmp_
     merged = run_script("import_csv", *args[:2], f"csv.path={one}", args[2], "mode=merge")
     assert merged.code == 0, merged.stderr
     merge_run = merged.summary()["run_id"]  # now: summary() is the latest run's
+    as_of = _rerun(original, runs)
+    assert as_of.returncode == 0, as_of.stderr + as_of.stdout
+    out = as_of.stdout
+    verdict = "on catalog version 1 (the original's): reproduced: identical"
+    assert f"rerun of {original}: {verdict}" in out
+    assert "the catalog changed since the original run" in out
+    assert "commit v2 " in out and merge_run in out
+    assert f"session {cells[0]}: 1 changed" in out  # the CSV's date of the edited row
+    rerun = _latest(runs)["rerun"]
+    assert rerun["verdict"] == "identical" and rerun["as_of"] == 1
+    (change,) = rerun["changed_since"]
+    assert change["bar_type"] == "AAPL.NASDAQ-1-DAY-LAST-EXTERNAL"
+    assert (change["bars_changed"], change["bars_added"], change["bars_removed"]) == (1, 0, 0)
+    assert change["sessions"] == [{"session": cells[0], "removed": 0, "added": 0, "changed": 1}]
+    assert [c["version"] for c in change["commits"]] == [2]
+
+    # retention pruned version 1's file: the rerun reads today's data and refuses
+    gc = subprocess.run(
+        ["make", "-s", "gc", f"CATALOG={root}", "ARGS=catalog.retain_days=0"],
+        cwd=REPO,
+        env={**os.environ, "NTRADER_RUNS": str(runs)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert gc.returncode == 0, gc.stderr
+    assert "deleted 1 retained file(s)" in gc.stdout
     changed = _rerun(original, runs)
     assert changed.returncode != 0
     out = changed.stdout
     assert "the data changed since the original run: NOT a reproduction" in out
     assert "AAPL.NASDAQ-1-DAY-LAST-EXTERNAL: files 1 gone, 1 new" in out
     assert "commit v2 " in out and merge_run in out
+    assert "cannot read catalog version 1" in out and "pruned" in out
     assert _latest(runs)["status"] == "incomplete"

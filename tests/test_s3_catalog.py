@@ -79,12 +79,22 @@ def test_import_scan_backtest_on_s3_match_the_local_catalog(run_script, s3, buck
     assert check.code == 0, check.stderr
     assert json.loads(check.stdout)["availability"]["rows"] == 9 * 390
 
-    results = []
+    results, manifests = [], []
     for where in (url, str(local)):
         bt = run_script("backtest", f"catalog.path={where}", "symbol=AAPL", "dates=all")
         assert bt.code == 0, bt.stderr
         results.append(bt.summary()["result"])
+        manifests.append(json.loads((Path(bt.summary()["run_dir"]) / "manifest.json").read_text()))
     assert results[0] == results[1] and results[0]["bars"] == 9 * 390
+    # the manifest on S3: the same files, bytes and content hashes, the catalog version, the log
+    on_s3, on_disk = (m["data"] for m in manifests)
+    assert on_s3["catalog"] == url and on_s3["catalog_version"] == on_disk["catalog_version"] == 1
+    assert on_s3["bar_types"][BT]["files"] == on_disk["bar_types"][BT]["files"]
+    assert all(len(f["xxh3_128"]) == 32 for f in on_s3["bar_types"][BT]["files"])
+    log = run_script("scan", f"catalog.path={url}", "symbol=AAPL", "log=true", "format=json")
+    assert [(c["version"], c["script"]) for c in json.loads(log.stdout)["commits"]] == [
+        (1, "import_csv")
+    ]
     assert_no_secret(tmp_path / "runs")
 
 

@@ -19,6 +19,7 @@ from nautilus_trader.model.instruments import Instrument
 from ntrader.backtest.spec import BacktestSpec
 from ntrader.catalog.adjust import MissingFactors, PriceView, resolve_view
 from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.commitlog import catalog_version
 from ntrader.catalog.corporate import ratio_label
 from ntrader.catalog.inventory import example_range, iso, make_command
 from ntrader.catalog.manifest import HASH, HashCache, definition_hash, pinned_files
@@ -208,7 +209,7 @@ def _check(
         lo, hi = day_bounds_ns(spec.start, spec.end, tz)
         pinned = pin_bars(catalog, str(bt), lo, hi)  # this commit's files, until the run ends
         opened.append(pinned)
-        commit_versions[str(bt)] = catalog.history.log.latest(pinned.bar_type)
+        commit_versions[str(bt)] = catalog.history.log.latest(pinned.bar_type, catalog.as_of)
         if not pinned.count:
             have = (
                 f"{iso(avail.first_ns, daily=step.daily)} .. {iso(avail.last_ns, daily=step.daily)}"
@@ -322,7 +323,7 @@ def _check(
         tz,
         views,
         commit_versions,
-        catalog.history.log.head(),
+        catalog_version(catalog),
     )
 
 

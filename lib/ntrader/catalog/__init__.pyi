@@ -3,6 +3,7 @@
 from .adjust import VIEWS as VIEWS
 from .adjust import PriceView as PriceView
 from .adjust import resolve_view as resolve_view
+from .asof import VersionPruned as VersionPruned
 from .barframe import BarFrame as BarFrame
 from .catalog import Catalog as Catalog
 from .compaction import CompactionResult as CompactionResult
@@ -15,7 +16,8 @@ from .factors import FactorSeries as FactorSeries
 from .factors import load_factors as load_factors
 from .frames import availability_frame as availability_frame
 from .frames import bars_frame as bars_frame
-from .history import DEFAULT_RETAIN_S as DEFAULT_RETAIN_S
+from .history import DEFAULT_RETAIN_DAYS as DEFAULT_RETAIN_DAYS
+from .history import Pruned as Pruned
 from .inventory import Availability as Availability
 from .inventory import iso as iso
 from .inventory import list_catalog as list_catalog

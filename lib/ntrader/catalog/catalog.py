@@ -3,10 +3,11 @@
 It lives on local disk or under an S3 prefix (``store``). Guarantees: one writer at a time
 (a lock file, or a lease object on S3), every write atomic (``commit``), data files of a bar
 type never overlap, a file name never reused for different content, files a commit removes kept
-readable for ``retain_s`` seconds (``history``), so every read sees exactly one commit
-(``snapshot``); readers take no lock and never change the catalog (a corrupt file is reported and
-left in place; ``quarantine_corrupt`` moves it). A plain ``ParquetDataCatalog(root).bars()`` reads
-everything written here.
+readable for ``retain_days`` (``history``), so every read sees exactly one commit (``snapshot``)
+and a catalog opened ``as_of`` an older version reads that version (``asof``); readers take
+no lock and never change the catalog (a corrupt file is reported and left in place;
+``quarantine_corrupt`` moves it). A plain ``ParquetDataCatalog(root).bars()`` reads everything
+written here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from loguru import logger
 
 from ntrader.catalog import inventory as inv
+from ntrader.catalog.asof import check_version
 from ntrader.catalog.barframe import BarFrame, at_price_precision
 from ntrader.catalog.codec import frame_to_table, table_to_frame
 from ntrader.catalog.commit import Committer
@@ -37,10 +39,10 @@ from ntrader.catalog.compaction import (
 )
 from ntrader.catalog.conflict import MODES, merge_frames
 from ntrader.catalog.conflict import WriteResult as WriteResult  # importable from here too
-from ntrader.catalog.corruption import Quarantined, corrupt_files, quarantine, read_locked
+from ntrader.catalog.corruption import Quarantined, quarantine_catalog, read_locked
 from ntrader.catalog.files import DataFile, interval_file_name, ts_event_bounds
 from ntrader.catalog.guard import is_not_writable, not_writable
-from ntrader.catalog.history import DEFAULT_RETAIN_S, History, fresh_name
+from ntrader.catalog.history import DEFAULT_RETAIN_DAYS, History, Pruned, fresh_name
 from ntrader.catalog.inventory import Availability, create_catalog, require_catalog, summarize_files
 from ntrader.catalog.snapshot import Snapshots
 from ntrader.catalog.store import open_store
@@ -66,9 +68,10 @@ class Catalog:
         root: str | os.PathLike[str] | None = None,
         *,
         lock_timeout: float = 600.0,
-        retain_s: float = DEFAULT_RETAIN_S,
+        retain_days: float = DEFAULT_RETAIN_DAYS,
         compact_threshold: int = DEFAULT_THRESHOLD,
         compact_period: str = DEFAULT_PERIOD,
+        as_of: int | str | None = None,
     ):
         self.store = open_store(root)
         self.root: PurePath = self.store.root
@@ -78,9 +81,11 @@ class Catalog:
         self.compact_period = check_period(compact_period)
         self._meta = self.root / ".ntrader"
         self._lock = self.store.lock("write")
-        self.history = History(self.store, self._meta, retain_s)
+        self.history = History(self.store, self._meta, retain_days)
         self._committer = Committer(self.store, self._meta, self.history)
-        self._snap = Snapshots(self.store, self._committer, self.history, self.bar_root)
+        # a read-only view of an older catalog version, or None: the current one
+        self.as_of = None if as_of is None else check_version(as_of, self.history.log.head())
+        self._snap = Snapshots(self.store, self._committer, self.history, self.bar_root, self.as_of)
         self._compactor = Compactor(
             self.store, self._committer, self.history, self._snap.files, self._lock.check
         )
@@ -89,31 +94,31 @@ class Catalog:
     @classmethod
     def from_config(cls, catalog: Mapping[str, Any]) -> Catalog:
         """From the ``catalog`` config group: ``path`` (null = the default), ``lock_timeout``,
-        ``retain_s``, ``compact_threshold`` and ``compact_period``."""
+        ``retain_days``, ``compact_threshold``, ``compact_period`` and ``as_of``."""
         return cls(
             catalog["path"],
             lock_timeout=float(catalog["lock_timeout"]),
-            retain_s=float(catalog.get("retain_s", DEFAULT_RETAIN_S)),
+            retain_days=float(catalog.get("retain_days", DEFAULT_RETAIN_DAYS)),
             compact_threshold=int(catalog.get("compact_threshold", DEFAULT_THRESHOLD)),
             compact_period=str(catalog.get("compact_period", DEFAULT_PERIOD)),
+            as_of=catalog.get("as_of"),
         )
 
     def __str__(self) -> str:
         return self.url
 
     def __repr__(self) -> str:
-        return f"Catalog({self.url!r})"
+        return f"Catalog({self.url!r}{'' if self.as_of is None else f', as_of={self.as_of}'})"
 
     def require_exists(self, symbol: str | None = None, bar: str | None = None) -> None:
         """Readers: exit 1 naming the catalog when it does not exist (``require_catalog``)."""
         require_catalog(self, symbol, bar)
 
-    # ---------------------------------------------------------------- pandas views (notebooks)
+    # ---------------------------------------------------------------- pandas views, paths
     def read_frame(
         self, what: BarType | str, start: Day = None, end: Day = None, **how: Any
     ) -> Any:
-        """Bars as a pandas DataFrame: :func:`ntrader.catalog.frames.bars_frame` (``bar=``,
-        ``tz=``)."""
+        """Bars as a pandas DataFrame (``frames.bars_frame``: ``bar=``, ``tz=``)."""
         from ntrader.catalog.frames import bars_frame
 
         return bars_frame(self, what, start, end, **how)
@@ -129,7 +134,6 @@ class Catalog:
         """The snapshot reader every read goes through (``stream.pin_bars`` uses it)."""
         return self._snap
 
-    # ---------------------------------------------------------------- paths
     @property
     def bar_root(self) -> PurePath:
         return self.root / "data" / "bar"
@@ -143,8 +147,13 @@ class Catalog:
 
     # ---------------------------------------------------------------- lock
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the catalog's single-writer lock (waits up to ``lock_timeout`` seconds)."""
+    def locked(self, prune: bool = True) -> Iterator[None]:
+        """Hold the single-writer lock (waits ``lock_timeout`` s); first a bounded ``prune``."""
+        if self.as_of is not None:
+            raise InputError(
+                f"catalog {self.url} is opened as of version {self.as_of}: read-only",
+                hint="catalog.as_of is for reads (scan, check, backtest); drop it to write",
+            )
         create_catalog(self)  # a writer creates a catalog that does not exist, and says so
         try:
             self._lock.acquire(timeout=0)
@@ -163,7 +172,7 @@ class Catalog:
             raise
         try:
             self._committer.recover()
-            self.history.prune()
+            _ = prune and self.history.prune()
             yield
         except OSError as exc:
             if is_not_writable(exc):
@@ -174,7 +183,10 @@ class Catalog:
 
     # ---------------------------------------------------------------- reading (no lock, no writes)
     def bar_types(self) -> list[str]:
-        return sorted(self.store.list_dirs(self.bar_root))
+        names = sorted(self.store.list_dirs(self.bar_root))
+        if self.as_of is None:
+            return names
+        return [bt for bt in names if self._snap.files(bt)]  # those holding data at that version
 
     def files(self, bar_type: BarType | str) -> list[DataFile]:
         """The bar type's data files as of one commit."""
@@ -331,9 +343,8 @@ class Catalog:
             return WriteResult(bt, mode, 0, 0, 0, 0, 0, 0, 0, 0, created)
         live = self._snap.files(bt)
         overlapping = [f for f in live if f.overlaps(frame.first_ns, frame.last_ns)]
-        restamp = self._committer.restamp
         old = BarFrame.concat(
-            [table_to_frame(read_locked(self.store, f, restamp)) for f in overlapping]
+            [table_to_frame(read_locked(self.store, f, self._committer)) for f in overlapping]
         )
         if overlapping:
             size_precision = max(frame.size_precision, old.size_precision)
@@ -377,7 +388,7 @@ class Catalog:
         logger.info(f"{bt} had {n} files (catalog.compact_threshold={self.compact_threshold})")
         return replace(result, compacted=done.files_merged)
 
-    # ---------------------------------------------------------------- compaction
+    # ---------------------------------------------------------------- compaction, repair, gc
     def compact(
         self, bar_types: list[str] | None = None, period: str | None = None
     ) -> CompactionResult:
@@ -386,35 +397,24 @@ class Catalog:
         ordinary commit (``compaction``). Readers see the same bars before, during and after."""
         period = check_period(period or self.compact_period)
         self.require_exists()  # compacting is no reason to create a catalog
-        names = (
-            self.bar_types()  # as listed, like quarantine_corrupt
-            if bar_types is None
-            else [PurePath(self.bar_dir(bt)).name for bt in bar_types]
-        )
         with self.locked():
+            names = self.named(bar_types)
             done = [self._compactor.compact(self.bar_root / bt, period) for bt in names]
         return CompactionResult(self.url, period, done)
 
-    # ---------------------------------------------------------------- repair
+    def named(self, bar_types: list[str] | None) -> list[str]:
+        """The directory names of ``bar_types`` (all as listed, when None)."""
+        return self.bar_types() if bar_types is None else [self.bar_dir(b).name for b in bar_types]
+
     def quarantine_corrupt(self, bar_types: list[str] | None = None) -> list[Quarantined]:
         """Under the lock: fully decode every file of ``bar_types`` (all when None) and move the
-        proven-corrupt ones to ``<catalog>/.corrupt/``; returns what was moved and why.
+        proven-corrupt ones to ``<catalog>/.corrupt/``; returns what was moved and why. A file
+        unreadable for another reason (permissions, not a regular file, I/O) is never moved:
+        after the others are checked, ``SystemFailure`` names it."""
+        return quarantine_catalog(self, self._committer, bar_types)
 
-        A file that is unreadable for another reason (permissions, not a regular file, I/O) is
-        never moved: after the others are checked, ``SystemFailure`` names it."""
-        moved: list[Quarantined] = []
-        names = (
-            self.bar_types()  # as listed: also a directory that is no ntrader bar type
-            if bar_types is None
-            else [PurePath(self.bar_dir(bt)).name for bt in bar_types]
-        )
-        with self.locked():
-            try:
-                for bt in names:
-                    for f, err in corrupt_files(self.store, self._snap.files(bt)):
-                        moved.append(quarantine(self.store, f.path, err.__cause__ or err))
-                        self.history.record(bt, [], [], quarantined=[f.path.name])
-            finally:
-                if moved:  # S3 readers compare the stamp around their listing
-                    self._committer.restamp()
-        return moved
+    def gc(self) -> Pruned:
+        """``make gc``: under the lock, delete all retained files removed ``retain_days`` ago."""
+        self.require_exists()
+        with self.locked(prune=False):
+            return self.history.gc()

@@ -87,10 +87,14 @@ class Committer:
                 self._finish(plan)
             else:
                 self.store.remove(self.journal)
+        self.history.log.recover(self._live_names)  # a commit visible, its log not finished
         tmp_dir = self.meta / "tmp"  # temp files of writers killed before their journal
         for name in self.store.list_names(tmp_dir):
             self.store.remove(tmp_dir / name)
         self.sweep_staging()
+
+    def _live_names(self, bar_type: str) -> set[str]:
+        return set(self.store.list_names(self.meta.parent / "data" / "bar" / bar_type))
 
     def sweep_staging(self) -> None:
         """Delete every staging directory (called under the lock: none is in use)."""
@@ -117,17 +121,26 @@ class Committer:
         Returns the new file's size in bytes.
         """
         global _exchange_supported
-        exchange = self.store.local and os.environ.get(COMMIT_ENV) != "journal"
-        if exchange and _exchange_supported is not False:
-            try:
-                size = self._replace_by_exchange(Path(bar_dir), name, table, remove)
-            except _ExchangeUnsupported as exc:
-                _exchange_supported = False
-                logger.info(f"atomic directory exchange unavailable ({exc}); using the journal")
-            else:
-                self.history.record(bar_dir.name, [name], [p.name for p in remove])
-                return size
-        return self._replace_by_journal(bar_dir, name, table, remove)
+        removed = [p.name for p in remove if p.name != name]
+        version = self.history.log.begin(bar_dir.name, [name], removed)
+        try:
+            exchange = self.store.local and os.environ.get(COMMIT_ENV) != "journal"
+            if exchange and _exchange_supported is not False:
+                try:
+                    size = self._replace_by_exchange(Path(bar_dir), name, table, remove)
+                except _ExchangeUnsupported as exc:
+                    _exchange_supported = False
+                    logger.info(f"atomic directory exchange unavailable ({exc}); using the journal")
+                else:
+                    self.history.record(bar_dir.name, [name], removed, version)
+                    return size
+            return self._replace_by_journal(bar_dir, name, table, remove, version)
+        except BaseException:
+            # visible or not, by its files (a journal left behind is rolled forward, and its
+            # version finished, by the next writer)
+            if self.store.read_text(self.journal) is None:
+                self.history.log.recover(self._live_names)
+            raise
 
     def _replace_by_exchange(
         self, bar_dir: Path, name: str, table: pa.Table, remove: list[PurePath]
@@ -169,7 +182,7 @@ class Committer:
         return size
 
     def _replace_by_journal(
-        self, bar_dir: PurePath, name: str, table: pa.Table, remove: list[PurePath]
+        self, bar_dir: PurePath, name: str, table: pa.Table, remove: list[PurePath], version: int
     ) -> int:
         final = bar_dir / name
         tmp = self.store.temp_path(final)
@@ -180,6 +193,7 @@ class Committer:
             "add": [[str(tmp), str(final), size]],
             "remove": [str(p) for p in remove if p != final],
             "history": str(self.history.dir(bar_dir.name)),
+            "version": version,  # its commit log entry, begun
         }
         self.store.write_text(self.journal, json.dumps(plan))
         fault("after_journal")
@@ -191,7 +205,8 @@ class Committer:
         self.restamp()  # before the journal goes: a reader sees the journal or the new stamp
         self.store.remove(self.journal)
         added = [PurePath(a[1]).name for a in plan["add"]]
-        self.history.record(plan["bar_type"], added, [PurePath(p).name for p in plan["remove"]])
+        removed = [PurePath(p).name for p in plan["remove"]]
+        self.history.record(plan["bar_type"], added, removed, plan.get("version"))
 
     def _apply(self, plan: dict[str, Any]) -> None:
         for old in plan["remove"]:

@@ -194,7 +194,7 @@ class Compactor:
         metadata: precisions, bar type) changes."""
         runs: list[list[tuple[DataFile, pa.Table]]] = []
         for f in group:
-            table = read_locked(self.store, f, self.committer.restamp)
+            table = read_locked(self.store, f, self.committer)
             if runs and runs[-1][-1][1].schema.equals(table.schema, check_metadata=True):
                 runs[-1].append((f, table))
             else:

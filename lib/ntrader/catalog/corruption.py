@@ -19,12 +19,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from loguru import logger
 
 from ntrader.errors import CatalogCorruption, SystemFailure
+
+if TYPE_CHECKING:
+    from ntrader.catalog.catalog import Catalog
+    from ntrader.catalog.commit import Committer
 
 REPAIR = "`make scan ARGS=repair=true` moves it to .corrupt/"
 REFILL = "then re-import or re-fetch that range (`make check SYMBOL=…` lists what is missing)"
@@ -184,17 +188,20 @@ def quarantined_error(q: Quarantined, root: PurePath) -> CatalogCorruption:
     )
 
 
-def read_locked(store: Any, f: Any, restamp: Callable[[], None]) -> pa.Table:
+def read_locked(store: Any, f: Any, committer: Committer) -> pa.Table:
     """A data file a writer reads under the lock (a merge's overlapping file, a compaction's
-    input): a proven-corrupt one is moved to ``.corrupt/`` (``restamp()`` then tells S3 readers)
-    and the write stops."""
+    input): a proven-corrupt one is moved to ``.corrupt/`` in a logged commit (the restamp then
+    tells S3 readers) and the write stops."""
     try:
         return store.read_table(f.path)
     except (pa.ArrowException, OSError) as exc:
         err = diagnose(store.identity, store.root, f.path, f.size, exc, store.read_table)
         if isinstance(err, CatalogCorruption):
+            bt, gone = f.path.parent.name, [f.path.name]
+            version = committer.history.log.begin(bt, [], [], quarantined=gone)
             q = quarantine(store, f.path, err.__cause__ or exc)
-            restamp()
+            committer.history.record(bt, [], [], version, quarantined=gone)
+            committer.restamp()
             raise quarantined_error(q, store.root) from exc
         if not isinstance(err, SystemFailure):  # vanished or changed under our lock
             raise SystemFailure(
@@ -209,3 +216,23 @@ def render_quarantined(moved: list[Quarantined], catalog_url: str) -> str:
     """What ``make scan ARGS=repair=true`` prints."""
     lines = [f"moved {m.path} to {m.moved_to}: {m.reason}" for m in moved]
     return "\n".join(lines) or f"no corrupt file in {catalog_url}"
+
+
+def quarantine_catalog(
+    catalog: Catalog, committer: Committer, bar_types: list[str] | None
+) -> list[Quarantined]:
+    """``Catalog.quarantine_corrupt``: under the lock, each proven-corrupt file of ``bar_types``
+    (all when None) moved to ``<catalog>/.corrupt/`` in its own logged commit."""
+    moved: list[Quarantined] = []
+    with catalog.locked():
+        try:
+            for bt in catalog.named(bar_types):  # all as listed: also a non-ntrader directory
+                for f, err in corrupt_files(catalog.store, catalog.snapshots.files(bt)):
+                    gone = [f.path.name]
+                    version = catalog.history.log.begin(bt, [], [], quarantined=gone)
+                    moved.append(quarantine(catalog.store, f.path, err.__cause__ or err))
+                    catalog.history.record(bt, [], [], version, quarantined=gone)
+        finally:
+            if moved:  # S3 readers compare the stamp around their listing
+                committer.restamp()
+    return moved

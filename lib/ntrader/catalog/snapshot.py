@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ntrader.catalog.asof import files_as_of
 from ntrader.catalog.commit import Committer, parse_plan
 from ntrader.catalog.corruption import Changed, Vanished, diagnose, local_identity, os_failure
 from ntrader.catalog.files import DataFile, list_data_files
@@ -51,9 +52,15 @@ class Snapshots:
     """Snapshot reads of one catalog (no lock, no writes in the catalog)."""
 
     def __init__(
-        self, store: Any, committer: Committer, history: History, bar_root: PurePath
+        self,
+        store: Any,
+        committer: Committer,
+        history: History,
+        bar_root: PurePath,
+        as_of: int | None = None,
     ) -> None:
         self.store = store
+        self.as_of = as_of  # a catalog version: its files instead of the current ones
         self.committer = committer
         self.history = history
         self.bar_root = bar_root
@@ -129,7 +136,10 @@ class Snapshots:
             ]
         else:
             files = list_data_files(d, entries)
-        return [f.also_at(self.history.path(bt, f.path.name)) for f in files]
+        files = [f.also_at(self.history.path(bt, f.path.name)) for f in files]
+        if self.as_of is None:
+            return files
+        return files_as_of(self.history, bt, files, self.as_of, self.history.retain_days)
 
     # ---------------------------------------------------------------- reading one file
     def read_one(self, f: DataFile, read: Callable[[PurePath], T]) -> T:

@@ -209,12 +209,12 @@ def migrate_table(
     out_dir: str | os.PathLike[str],
     *,
     lock_timeout: float = 600.0,
-    retain_s: float = 600.0,
+    retain_days: float = 30.0,
     timings: dict[str, float] | None = None,
 ) -> MigrateResult:
     """Plan, migrate (unless ``spec.validate_only``) and validate the legacy table into
     ``catalog`` (a ``Catalog``, or its root: a path, ``s3://…``, None = the default catalog,
-    opened with ``lock_timeout`` and ``retain_s``); writes ``validation.txt``,
+    opened with ``lock_timeout`` and ``retain_days``); writes ``validation.txt``,
     ``validation.json`` and ``rejected.csv`` into ``out_dir``. ``timings["migrate"]`` gets the
     migration's seconds.
 
@@ -222,7 +222,7 @@ def migrate_table(
     not raised here but by ``MigrateResult.check``.
     """
     with _scrubbed(Scrubber(spec.dsn)):
-        return _migrate(spec, catalog, Path(out_dir), (lock_timeout, retain_s), timings)
+        return _migrate(spec, catalog, Path(out_dir), (lock_timeout, retain_days), timings)
 
 
 @contextlib.contextmanager
@@ -257,8 +257,8 @@ def _migrate(
 
         opts, tmap = spec.options(), spec.time_map(source.ts_type)
         if not isinstance(catalog, Catalog):
-            lock_timeout, retain_s = catalog_options
-            catalog = Catalog(catalog, lock_timeout=lock_timeout, retain_s=retain_s)
+            lock_timeout, retain_days = catalog_options
+            catalog = Catalog(catalog, lock_timeout=lock_timeout, retain_days=retain_days)
         logger.info(f"-> catalog {catalog.url}")
         out_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()

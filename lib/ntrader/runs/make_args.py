@@ -263,6 +263,7 @@ SCRIPT_TARGETS: dict[str, tuple[Callable[[MakeVars], list[str]], bool]] = {
         lambda m: ["log=true", *m.symbol("symbol", "SYMBOL"), *m.opt("format", "FORMAT")],
         True,
     ),
+    "gc": (lambda m: ["gc=true"], True),
     "fetch": (_fetch, True),
     "backtest": (lambda m: [*m.symbol("symbol", "SYMBOL"), *_backtest_args(m)], True),
     "sweep": (_sweep, True),
