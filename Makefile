@@ -135,6 +135,5 @@ migrate: $(STAMP) ## Legacy PostgreSQL market_data -> catalog: make migrate DSN=
 	@test -n "$$NTRADER_MAKE_DSN$$DATABASE_URL" || { echo "usage: make migrate DSN=postgresql://user:pass@host:5432/db [SYMBOLS=AAPL,MSFT]  (or export DATABASE_URL)"; exit 2; }
 	@$(call run,migrate)
 
-clean-runs: ## Delete run folders older than DAYS (default 30): make clean-runs DAYS=7
-	@days="$${NTRADER_MAKE_DAYS:-30}"; case "$$days" in ""|*[!0-9]*) echo "usage: make clean-runs DAYS=7  (a whole number of days, not '$$days')"; exit 2;; esac; \
-	find runs -mindepth 2 -maxdepth 2 -type d -mtime +"$$days" -print -exec rm -rf {} + 2>/dev/null || true
+clean-runs: $(STAMP) ## Delete run folders started more than DAYS (default 30) days ago under RUNS (default runs/): make clean-runs DAYS=7 [RUNS=s3://bucket/runs]
+	@$(PY) -m ntrader.runs.clean

@@ -252,12 +252,8 @@ def test_config_group_names_are_checked(tmp_path, target, variable, value, group
         ("sweep", {"JOBS": "2;touch pwned"}, "JOBS='2;touch pwned' is not a whole number"),
         ("sim", {"SIM_PORT": "7497`touch pwned`"}, "SIM_PORT='7497`touch pwned`' is not a whole"),
         ("sim", {"SIM_PORT": "65536"}, "SIM_PORT='65536' is not a whole number from 0 to 65535"),
-        ("clean-runs", {"DAYS": "7;touch pwned"}, "(a whole number of days, not '7;touch pwned')"),
-        (
-            "clean-runs",
-            {"DAYS": "$(touch pwned)"},
-            "(a whole number of days, not '$(touch pwned)')",
-        ),
+        ("clean-runs", {"DAYS": "7;touch pwned"}, "DAYS='7;touch pwned' is not a whole number"),
+        ("clean-runs", {"DAYS": "$(touch pwned)"}, "DAYS='$(touch pwned)' is not a whole number"),
         ("sweep", {"LAUNCHER": "ray;touch pwned"}, "LAUNCHER=joblib|ray|submitit (not 'ray;touch"),
     ],
 )
