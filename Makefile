@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 
 # Public variables (see README "Make targets"): CATALOG ARGS FORMAT SYMBOL SYMBOLS BAR START END
-# MODE CSV DSN SET DATES STRATEGY RUN RUNS DAYS JOBS LAUNCHER RAY_ADDRESS SIM_PORT DEMO_*. RUNS
+# MODE CSV DSN SET DATES STRATEGY RUN RUNS DAYS JOBS LAUNCHER RAY_ADDRESS SIM_PORT PLAN DEMO_*. RUNS
 # (every target) = root of the run folders, a directory or s3://bucket/prefix (env NTRADER_RUNS).
 # No recipe puts a value on its command line and make expands none of them. First (before any
 # $(shell …)), every variable set on the command line becomes a simple one holding its raw text:
@@ -17,7 +17,7 @@ DEMO_CATALOG ?= data/demo/catalog
 DEMO_START ?= 2024-05-01
 DEMO_END ?= 2024-05-31
 NTRADER_MAKE_VARS := CATALOG ARGS FORMAT SYMBOL SYMBOLS BAR START END MODE CSV DSN SET DATES \
-  STRATEGY RUN RUNS DAYS JOBS LAUNCHER RAY_ADDRESS SIM_PORT DEMO_CATALOG DEMO_START DEMO_END
+  STRATEGY RUN RUNS DAYS JOBS LAUNCHER RAY_ADDRESS SIM_PORT PLAN DEMO_CATALOG DEMO_START DEMO_END
 $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),\
   $(eval override $(v) := $$(value $(v)))$(eval export $(v))))
 $(foreach v,$(NTRADER_MAKE_VARS),$(eval export NTRADER_MAKE_$(v) := $$(value $(v))))
@@ -95,7 +95,7 @@ log: $(STAMP) ## One bar type's commit history (catalog versions, files added/re
 gc: $(STAMP) ## Delete retained files that commits removed more than catalog.retain_days ago (older versions then unreadable): make gc [ARGS="catalog.retain_days=7"]
 	@$(call run,scan)
 
-fetch: $(STAMP) ## Fetch bars from IBKR: make fetch SYMBOLS=AAPL,MSFT START=2024-01-02 END=2024-03-28 [BAR=1-MINUTE-LAST] | SET=mega_caps DATES=last_session
+fetch: $(STAMP) ## Fetch bars from IBKR (prints its plan first; PLAN=1: only the plan): make fetch SYMBOLS=AAPL,MSFT START=2024-01-02 END=2024-03-28 [BAR=1-MINUTE-LAST] [PLAN=1] | SET=mega_caps DATES=last_session
 	@$(call run,fetch)
 
 sim: $(STAMP) ## Run the bundled TWS simulator in the foreground (Ctrl-C stops it): make sim [SIM_PORT=7497] [ARGS="--fault pacing=true"]

@@ -5,8 +5,8 @@ them — are requested (a session with holes again as a whole, merged into the c
 fewest requests the chunk size allows; a rerun over a complete range makes zero requests.
 What IB answered "no data" for (a whole session, or the holes its bars left) is remembered
 (``ntrader.ibkr.nodata``) and not asked again until the record expires (``nodata_expiry_days``)
-or ``retry_nodata`` asks now. Every chunk is written to the catalog as it arrives, so a killed
-fetch loses at most the chunk in flight and a rerun completes the job.
+or ``retry_nodata`` asks now. Each chunk is written to the catalog as it arrives: a killed fetch
+loses at most the chunk in flight and a rerun completes the job. The plan is logged first.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from ntrader.ibkr.client import (
     RetryableIbError,
 )
 from ntrader.ibkr.fetch_lock import fetch_lock
+from ntrader.ibkr.fetchplan import plan_line
 from ntrader.ibkr.nodata import DEFAULT_EXPIRY_DAYS, NoData
 from ntrader.ibkr.pacing import Clock, PacingGuard, RealClock
 from ntrader.ibkr.plan import PlannedRequest, ib_bar_size, plan, session_fill, what_to_show
@@ -92,14 +93,14 @@ class Fetcher:
         retry_nodata: bool = False,
         nodata_expiry_days: float | None = DEFAULT_EXPIRY_DAYS,
         corporate_actions: CorporateActionPolicy | None = None,
+        dry_run: bool = False,
     ) -> None:
         nodata.check_expiry(nodata_expiry_days)
-        self.catalog = catalog
+        self.catalog, self.dry_run = catalog, dry_run
         self.policy = corporate_actions or CorporateActionPolicy()
         self.retry_nodata = retry_nodata
         self.nodata_expiry_days = nodata_expiry_days
-        self.settings = settings
-        self.use_rth = use_rth
+        self.settings, self.use_rth = settings, use_rth
         self.chunk_sessions = chunk_sessions
         self.clock = clock or RealClock()
         self.guard = guard or PacingGuard(self.clock)
@@ -163,7 +164,12 @@ class Fetcher:
                 + ("; + 2 daily requests for the dividend factors" if factors else "")
             )
         self._total = sum(w.planned for w in work)
+        for w in work:
+            w.report.planned_requests = w.planned
+        logger.info(plan_line([w.report for w in work], self.guard.rules))
         self._done = 0
+        if self.dry_run:  # the plan alone: no connection, nothing sent or written
+            return [w.report for w in work]
         if self._total:
             await self.session.connect()
         try:
@@ -391,20 +397,24 @@ def fetch_ranges(
     nodata_expiry_days: float | None = DEFAULT_EXPIRY_DAYS,
     lock_wait_s: float = 0.0,
     corporate_actions: CorporateActionPolicy | None = None,
+    dry_run: bool = False,
 ) -> list[FetchReport]:
     """Fetch the missing sessions of each (bar type, first, last) range, holding the fetch lock
-    (waiting ``lock_wait_s`` for another fetch; the missing sessions are found after that)."""
+    (waiting ``lock_wait_s`` for another fetch); ``dry_run``: the plan alone (``fetchplan``)."""
     targets = [FetchTarget(bt, a, b) for bt, a, b in ranges]
+    fetcher = Fetcher(
+        catalog,
+        settings,
+        use_rth=use_rth,
+        chunk_sessions=chunk_sessions,
+        pacing_pause_s=pacing_pause_s,
+        retry_nodata=retry_nodata,
+        nodata_expiry_days=nodata_expiry_days,
+        corporate_actions=corporate_actions,
+        dry_run=dry_run,
+    )
+    if dry_run:
+        return asyncio.run(fetcher.run(targets))
     create_catalog(catalog)  # a writer: a new catalog is created, and it says so
     with fetch_lock(catalog, lock_wait_s):
-        fetcher = Fetcher(
-            catalog,
-            settings,
-            use_rth=use_rth,
-            chunk_sessions=chunk_sessions,
-            pacing_pause_s=pacing_pause_s,
-            retry_nodata=retry_nodata,
-            nodata_expiry_days=nodata_expiry_days,
-            corporate_actions=corporate_actions,
-        )
         return asyncio.run(fetcher.run(targets))

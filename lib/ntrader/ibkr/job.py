@@ -24,6 +24,8 @@ from ntrader.errors import InputError
 from ntrader.ibkr import nodata
 from ntrader.ibkr.client import IbkrSettings
 from ntrader.ibkr.fetcher import FetchReport, fetch_ranges
+from ntrader.ibkr.fetchplan import plan_line, plan_summary
+from ntrader.ibkr.pacing import PacingRules
 from ntrader.ibkr.verify import CorporateActionPolicy
 from ntrader.instruments import bar_types_for
 from ntrader.sessions import calendar_for_venue, parse_day, sessions_between
@@ -55,6 +57,7 @@ class FetchJob:
     nodata_expiry_days: float | None = nodata.DEFAULT_EXPIRY_DAYS  # then it is asked again
     # the split-scale check of stored history and what a split does (ntrader.ibkr.verify)
     corporate_actions: CorporateActionPolicy = field(default_factory=CorporateActionPolicy)
+    dry_run: bool = False  # fetch.dry_run / PLAN=1: print the plan, send nothing (fetchplan)
 
     def __post_init__(self) -> None:
         if not self.bar_types:
@@ -101,6 +104,7 @@ class FetchJob:
                 ibkr.get("nodata_expiry_days", nodata.DEFAULT_EXPIRY_DAYS)
             ),
             corporate_actions=CorporateActionPolicy.of(cfg.get("corporate_actions")),
+            dry_run=bool((cfg.get("fetch") or {}).get("dry_run", False)),
         )
 
 
@@ -137,6 +141,7 @@ class FetchResult:
         return {
             "catalog": self.catalog_url,
             "range": [str(self.job.start), str(self.job.end)],
+            "plan": plan_summary(self.reports, PacingRules(), self.job.dry_run),
             "corporate_actions": {
                 "verify": self.job.corporate_actions.verify,
                 "on_change": self.job.corporate_actions.on_change,
@@ -154,6 +159,8 @@ class FetchResult:
         table row per bar type, then what remains — the sessions IB had no data for, each with
         the command that asks again."""
         j = self.job
+        if j.dry_run:
+            return self._plan()
         requests = sum(r.requests for r in self.reports)
         bars = sum(r.bars for r in self.reports)
         where = f"from IBKR {j.settings.endpoint} into {self.catalog_url}"
@@ -183,6 +190,28 @@ class FetchResult:
             lines.append("Remaining gaps (IB had no data):")
             lines += [f"  {line}" for line in remaining]
         return "\n".join(lines)
+
+    def _plan(self) -> str:
+        """``fetch.dry_run=true``: the plan (the same line the fetch logs first) and, per bar
+        type, the sessions missing and the requests they would take; nothing was sent."""
+        rows = [
+            {
+                "bar_type": r.bar_type,
+                "sessions_missing": r.sessions_missing,
+                "requests": r.planned_requests,
+                "nodata_known": len(r.known_nodata),
+            }
+            for r in self.reports
+        ]
+        head = (
+            f"{self.plan_text} — plan only (fetch.dry_run=true): nothing sent to IBKR "
+            f"{self.job.settings.endpoint}, nothing written to {self.catalog_url}"
+        )
+        return "\n".join([head, text_table(rows, tuple(rows[0]))])
+
+    @property
+    def plan_text(self) -> str:
+        return plan_line(self.reports, PacingRules())
 
     def _scale(self) -> list[str]:
         """What the split-scale check found: each repaired split, stored sessions off IB's
@@ -306,5 +335,6 @@ def run_fetch(job: FetchJob, catalog: Catalog) -> FetchResult:
         retry_nodata=job.retry_nodata,
         nodata_expiry_days=job.nodata_expiry_days,
         corporate_actions=job.corporate_actions,
+        dry_run=job.dry_run,
     )
     return FetchResult(job, reports, catalog.url)

@@ -12,6 +12,7 @@ class FetchReport:
 
     bar_type: str
     requests: int = 0
+    planned_requests: int = 0  # what the plan said before the first request (fetchplan)
     retries: int = 0
     bars: int = 0
     sessions_missing: int = 0  # sessions requested: no bar in the catalog, or holes

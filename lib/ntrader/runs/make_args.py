@@ -34,7 +34,7 @@ TARGET = f"{PREFIX}TARGET"
 VARIABLES = (
     *("CATALOG", "ARGS", "FORMAT", "SYMBOL", "SYMBOLS", "BAR", "START", "END", "MODE", "CSV"),
     *("DSN", "SET", "DATES", "STRATEGY", "RUN", "RUNS", "DAYS", "JOBS", "LAUNCHER"),
-    *("RAY_ADDRESS", "SIM_PORT", "DEMO_CATALOG", "DEMO_START", "DEMO_END"),
+    *("RAY_ADDRESS", "SIM_PORT", "PLAN", "DEMO_CATALOG", "DEMO_START", "DEMO_END"),
 )
 LAUNCHERS = {"joblib": "joblib", "ray": "ntrader_ray", "submitit": "submitit"}
 _GROUP_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -222,7 +222,11 @@ def _check(m: MakeVars) -> list[str]:
 def _fetch(m: MakeVars) -> list[str]:
     symbols = m.symbol_list("SYMBOLS", "SYMBOL")
     listed = [f"symbols=[{','.join(symbols)}]"] if symbols else []
-    return [*listed, *_dates(m), *m.group("instruments", "SET")]
+    plan = m["PLAN"].strip().lower()
+    if plan not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise InputError(f"PLAN={shown(m['PLAN'])} is not 1 or 0", hint="make fetch … PLAN=1")
+    dry = ["fetch.dry_run=true"] if plan in ("1", "true", "yes") else []
+    return [*listed, *_dates(m), *m.group("instruments", "SET"), *dry]
 
 
 def _sweep(m: MakeVars) -> list[str]:
