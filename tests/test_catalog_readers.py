@@ -90,6 +90,7 @@ def writer_main(root: str, work: str, appends_only: bool = False) -> None:
         else:
             a = int(rng.integers(0, end - 400))
             commit(range(a, a + int(rng.integers(50, 400))), 100.0 + (i % 997) * 0.01)
+    _exit_done()
 
 
 def reader_main(root: str, work: str, kind: str, name: str) -> None:
@@ -99,6 +100,17 @@ def reader_main(root: str, work: str, kind: str, name: str) -> None:
     deadline = _wait_go(w, name)
     with open(w / f"reads.{name}.jsonl", "a", buffering=1) as log:
         _read_loop(root, kind, opts, deadline, log)
+    _exit_done()
+
+
+def _exit_done() -> None:
+    """Every read/commit is logged and flushed: exit 0 without the interpreter's teardown, as
+    the scripts do (``ntrader.runs.exit_now``: Arrow's thread pools can SIGABRT at exit,
+    apache/arrow#34314 — seen once here as a reader "dying" after its last read). A crash while
+    reading still shows: it never gets here."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _read_loop(root: str, kind: str, opts: dict, deadline: float, log) -> None:

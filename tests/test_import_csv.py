@@ -115,7 +115,7 @@ def test_vendor_csv_roundtrip_through_plain_nautilus(tmp_path, run_script):
     assert str(inst[0].id) == "NVDA.NASDAQ" and inst[0].price_precision == 2
     s = r.summary()
     assert s["status"] == "ok" and s["counts"]["rows_added"] == 390
-    run_dir = next((tmp_path / "runs" / "import_csv").iterdir())
+    run_dir = next(d for d in (tmp_path / "runs" / "import_csv").iterdir() if d.is_dir())
     assert (run_dir / ".hydra" / "config.yaml").exists()
     assert (run_dir / ".hydra" / "overrides.yaml").exists()
     log = (run_dir / "import_csv.log").read_text()
@@ -231,7 +231,9 @@ def test_sigkill_during_write_then_rerun(commit, point, tmp_path, seeded):
     assert final == updated
     assert not list(seeded.rglob("*.tmp")) and not (seeded / ".ntrader" / "journal.json").exists()
     # the commit log: one entry per visible commit, none for the one the kill made invisible
-    folders = sorted((tmp_path / "runs" / "import_csv").iterdir(), key=lambda p: p.stat().st_mtime)
+    folders = sorted(
+        (tmp_path / "runs" / "import_csv").glob("20*"), key=lambda p: p.stat().st_mtime
+    )
     killed, rerun = (f"import_csv/{f.name}" for f in folders[-2:])
     catalog = Catalog(seeded)
     log = commits(catalog, BT)
@@ -293,7 +295,7 @@ def test_two_concurrent_imports_both_land(tmp_path, run_script):
     assert got == want
     files = Catalog(root).files(BT)
     assert all(x.last_ns < y.first_ns for x, y in itertools.pairwise(files))
-    runs = sorted((tmp_path / "runs" / "import_csv").iterdir())
+    runs = sorted((tmp_path / "runs" / "import_csv").glob("20*"))
     assert len(runs) == 2  # same-second starts still get separate run folders
 
 

@@ -10,7 +10,7 @@ import yaml
 def test_run_folder_layout_and_tag(catalog, run_script, tmp_path):
     r = run_script("scan", f"catalog.path={catalog.root}", "tag=nightly", "log_level=INFO")
     assert r.code == 0, r.stderr
-    (run_dir,) = list((tmp_path / "runs" / "scan").iterdir())
+    (run_dir,) = [d for d in (tmp_path / "runs" / "scan").iterdir() if d.is_dir()]
     assert run_dir.name.endswith("_nightly")
     assert len(run_dir.name) == len("2026-01-02_03-04-05_nightly")
     overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
@@ -46,5 +46,5 @@ def test_same_second_runs_get_distinct_folders(catalog, run_script, tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "scan.py"), f"catalog.path={catalog.root}"]
     procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL) for _ in range(3)]
     assert [p.wait(120) for p in procs] == [0, 0, 0]
-    dirs = list((tmp_path / "runs" / "scan").iterdir())
+    dirs = [d for d in (tmp_path / "runs" / "scan").iterdir() if d.is_dir()]
     assert len(dirs) == 3 and all((d / "summary.json").exists() for d in dirs)

@@ -352,8 +352,13 @@ def test_single_runs_go_to_the_bucket_on_success_and_on_failure(catalog, s3, tmp
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert bad.returncode == 1 and "no instrument" in bad.stderr
     fs = s3.fs()
-    folders = fs.ls(f"{bucket}/runs/backtest")
+    folders = [d for d in fs.ls(f"{bucket}/runs/backtest") if not d.endswith("/latest.json")]
     assert len(folders) == 2
+    beat = json.loads(fs.cat(f"{bucket}/runs/backtest/latest.json"))  # the heartbeat: NVDA's
+    assert (beat["status"], beat["exit_code"]) == ("failed", 1) and "no instrument" in beat[
+        "message"
+    ]
+    assert beat["run_dir"].startswith(f"s3://{bucket}/runs/backtest/")
     summaries = [json.loads(fs.cat(f"{d}/summary.json")) for d in folders]
     by_status = {s["status"]: s for s in summaries}
     assert set(by_status) == {"ok", "failed"} and by_status["failed"]["exit_code"] == 1

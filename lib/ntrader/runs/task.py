@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import sys
 import time
 import traceback
 import types
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -198,11 +200,35 @@ def run_task(
         logger.info(f"run folder: {where}")
         logger.remove(file_sink)  # the log is complete: close it before the upload
         code = _publish(run_dir, summary, code)
+        _heartbeat(run_dir.parents[2] if multirun else run_dir.parent, summary)
         if multirun:
             _print_job_block(label, output.getvalue(), summary, code)
     if hc.mode == RunMode.RUN:
         exit_now(code)
     return code
+
+
+HEARTBEAT = ("script", "run_id", "run_dir", "status", "exit_code", "started", "finished")
+
+
+def _heartbeat(script_dir: Path, summary: dict[str, Any]) -> None:
+    """``<runs>/<script>/latest.json``: the script's last run — status, exit code, times, the
+    error message — for external monitors (replaced in one rename; uploaded next to the run
+    folders when they live in a store). Never fails the run."""
+    beat = {k: summary.get(k) for k in HEARTBEAT}
+    beat["message"] = (summary.get("error") or {}).get("message")
+    try:
+        script_dir.mkdir(parents=True, exist_ok=True)
+        tmp = script_dir / f".latest.json.{uuid.uuid4().hex}.tmp"  # jobs of a sweep race here
+        tmp.write_text(redact(json.dumps(beat, indent=2, default=str)) + "\n")
+        os.replace(tmp, script_dir / "latest.json")
+        url = run_store.store_url(script_dir)
+        if url:  # staged: it belongs next to the uploaded run folders
+            fs, path = run_store.filesystem(f"{url}/latest.json")
+            fs.put_file(str(script_dir / "latest.json"), path)
+            (script_dir / "latest.json").unlink()
+    except Exception as exc:
+        logger.warning(f"could not write the heartbeat {script_dir / 'latest.json'}: {exc}")
 
 
 def _publish(run_dir: Path, summary: dict[str, Any], code: int) -> int:
