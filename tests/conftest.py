@@ -92,6 +92,21 @@ def run_script(tmp_path: Path):
     return _run
 
 
+def run_make(
+    target: str, *args: str, runs: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``make -s <target> ARGS…`` in the repo as a user runs it, run folders under ``runs``."""
+    return subprocess.run(
+        ["make", "-s", target, *args],
+        cwd=REPO,
+        env={**os.environ, "NTRADER_RUNS": str(runs), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def tree_snapshot(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` with its bytes (to prove a catalog is byte-for-byte unchanged)."""
     if not root.exists():

@@ -7,10 +7,7 @@ Writers refuse an as-of catalog; plain Nautilus readers see the current data onl
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +19,7 @@ from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.commitlog import catalog_version, commits
 from ntrader.errors import InputError
 
-from .conftest import MINUTE, REPO, T0, frame
+from .conftest import MINUTE, T0, frame, run_make
 from .s3_fixtures import s3 as s3
 from .test_import_csv import minute_csv
 
@@ -134,18 +131,6 @@ def test_pruned_versions_refuse_and_writers_prune_in_bounded_passes(tmp_path, aa
     assert [e["version"] for e in commits(c, str(bt))] == [1, 2, 3, 4, 5, 6]  # the log is kept
 
 
-def _make(target: str, *args: str, runs: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["make", "-s", target, *args],
-        cwd=REPO,
-        env={**os.environ, "NTRADER_RUNS": str(runs)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_make_scan_check_and_log_as_of_a_version(run_script, tmp_path, aapl):
     _, bt, eq = aapl
     root = tmp_path / "catalog"
@@ -155,11 +140,11 @@ def test_make_scan_check_and_log_as_of_a_version(run_script, tmp_path, aapl):
     c.write_bars(bt, frame(range(0, 390), 102.0), mode="merge")  # v3: day one's prices
     runs = tmp_path / "runs"
 
-    scan = _make("scan", f"CATALOG={root}", "FORMAT=json", "ARGS=catalog.as_of=1", runs=runs)
+    scan = run_make("scan", f"CATALOG={root}", "FORMAT=json", "ARGS=catalog.as_of=1", runs=runs)
     assert scan.returncode == 0, scan.stderr
     (row,) = json.loads(scan.stdout)
     assert (row["bar_type"], row["rows"], row["files"]) == (BT, 390, 1)
-    now = _make("scan", f"CATALOG={root}", "FORMAT=json", runs=runs)
+    now = run_make("scan", f"CATALOG={root}", "FORMAT=json", runs=runs)
     assert json.loads(now.stdout)[0]["rows"] == 780
 
     check = run_script(
@@ -178,7 +163,7 @@ def test_make_scan_check_and_log_as_of_a_version(run_script, tmp_path, aapl):
     assert [(g["kind"], g["first"]) for g in report["gaps"]] == [("missing sessions", "2024-01-03")]
     assert check.summary()["catalog"] == str(root)
 
-    log = _make("log", "SYMBOL=AAPL", f"CATALOG={root}", "FORMAT=json", runs=runs)
+    log = run_make("log", "SYMBOL=AAPL", f"CATALOG={root}", "FORMAT=json", runs=runs)
     assert [e["version"] for e in json.loads(log.stdout)["commits"]] == [1, 2, 3]
 
     # a writer refuses an as-of catalog (exit 2), a version the catalog never had too
@@ -194,7 +179,7 @@ def test_make_scan_check_and_log_as_of_a_version(run_script, tmp_path, aapl):
     far = run_script("scan", f"catalog.path={root}", "catalog.as_of=9")
     assert far.code == 2 and "latest version is 3" in far.stderr
 
-    gc = _make("gc", f"CATALOG={root}", "ARGS=catalog.retain_days=0", runs=runs)
+    gc = run_make("gc", f"CATALOG={root}", "ARGS=catalog.retain_days=0", runs=runs)
     assert gc.returncode == 0 and "deleted 1 retained file(s)" in gc.stdout  # v3's merge
     gone = run_script("scan", f"catalog.path={root}", "catalog.as_of=1")
     assert gone.code == 1 and "pruned" in gone.stderr

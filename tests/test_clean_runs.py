@@ -5,12 +5,10 @@ start time their names state, so a local runs root and one on S3 behave the same
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
 
 from ntrader.runs.clean import clean_runs
 
-from .conftest import REPO
+from .conftest import run_make
 from .s3_fixtures import s3 as s3
 
 NOW = dt.datetime.now()
@@ -24,15 +22,7 @@ def test_clean_runs_locally_through_make(tmp_path):
     for rel in KEPT + GONE + [f"backtest/multirun/{NEW}/0/summary.json"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("{}")
-    p = subprocess.run(
-        ["make", "-s", "clean-runs", "DAYS=7", f"RUNS={root}"],
-        cwd=REPO,
-        env={**os.environ, "NTRADER_RUNS": str(tmp_path / "elsewhere")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    p = run_make("clean-runs", "DAYS=7", f"RUNS={root}", runs=tmp_path / "elsewhere")
     assert p.returncode == 0, p.stderr
     assert f"deleted 2 run folder(s) started more than 7 day(s) ago under {root}" in p.stdout
     assert all((root / rel).exists() for rel in KEPT)

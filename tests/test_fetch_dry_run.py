@@ -5,7 +5,6 @@ prints only the plan, sends nothing, writes nothing and exits 0."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from ntrader.ibkr.fetchplan import duration, implied_wall_s
 from ntrader.ibkr.pacing import PacingRules
 from ntrader.ibkr.sim import run_simulator
 
-from .conftest import REPO
+from .conftest import run_make
 from .test_fetch import fetch
 
 
@@ -34,16 +33,7 @@ def test_the_pacing_estimate_of_one_contract_is_the_bound_the_bench_computes(n):
 
 
 def _make_fetch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NTRADER_RUNS": str(tmp_path / "runs"), "IBKR_PORT": "1"}
-    return subprocess.run(
-        ["make", "-s", "fetch", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_make("fetch", *args, runs=tmp_path / "runs", env={"IBKR_PORT": "1"})
 
 
 def test_plan_1_prints_the_plan_and_sends_nothing(tmp_path):

@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .conftest import REPO
+from .conftest import REPO, run_make
 from .test_dividends import DAILY_BACKTEST, yahoo_csv
 
 
@@ -94,15 +94,7 @@ def test_rerun_identical_then_tampered_then_after_a_data_change(run_script, tmp_
     assert [c["version"] for c in change["commits"]] == [2]
 
     # retention pruned version 1's file: the rerun reads today's data and refuses
-    gc = subprocess.run(
-        ["make", "-s", "gc", f"CATALOG={root}", "ARGS=catalog.retain_days=0"],
-        cwd=REPO,
-        env={**os.environ, "NTRADER_RUNS": str(runs)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    gc = run_make("gc", f"CATALOG={root}", "ARGS=catalog.retain_days=0", runs=runs)
     assert gc.returncode == 0, gc.stderr
     assert "deleted 1 retained file(s)" in gc.stdout
     changed = _rerun(original, runs)
