@@ -24,7 +24,6 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.instruments import Equity
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
-from tqdm import tqdm
 
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import create_catalog
@@ -44,6 +43,7 @@ from ntrader.ibkr.fetchplan import plan_line
 from ntrader.ibkr.nodata import DEFAULT_EXPIRY_DAYS, NoData
 from ntrader.ibkr.pacing import Clock, PacingGuard, RealClock
 from ntrader.ibkr.plan import PlannedRequest, ib_bar_size, plan, session_fill, what_to_show
+from ntrader.ibkr.progress import FetchProgress
 from ntrader.ibkr.repair import repair_instrument
 from ntrader.ibkr.report import FetchReport as FetchReport
 from ntrader.ibkr.survey import FetchTarget as FetchTarget
@@ -173,9 +173,7 @@ class Fetcher:
         if self._total:
             await self.session.connect()
         try:
-            with tqdm(
-                total=self._total, unit="req", desc="fetch", disable=not self.show_progress
-            ) as bar:
+            with FetchProgress(self._total, self.guard, self.show_progress) as bar:
                 self._bar = bar
                 for w in work:
                     if w.planned:
@@ -341,6 +339,7 @@ class Fetcher:
     async def _request(
         self, contract: Contract, req: PlannedRequest, what: str, key: tuple
     ) -> list[BarData]:
+        self._bar.waiting(self.guard.wait_time(str(contract.conId), key))
         await self.guard.acquire(str(contract.conId), key)
         try:
             return await self.session.bars(contract, req, what)

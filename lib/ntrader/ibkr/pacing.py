@@ -262,6 +262,10 @@ class PacingGuard:
             self.waited_s += waited
             return waited
 
+    def recent(self) -> list[float]:
+        """Send times of the last window (at most ``max_requests``, oldest first)."""
+        return list(self._recent)
+
     def _record(self, now: float, contract_key: str, request_key: Hashable) -> None:
         r = self.rules
         self._recent.append(now)

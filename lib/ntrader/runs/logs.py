@@ -30,6 +30,12 @@ def _tagged(prefix: str) -> Callable[[Any], str]:
     return fmt
 
 
+def _above_bars(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr, end="")
+
+
 def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") -> int:
     """Console + ``<run_dir>/<script>.log``; returns the id of the file sink."""
     logger.remove()
@@ -39,7 +45,9 @@ def setup_logging(run_dir: Path, script: str, run_id: str, level: str = "INFO") 
         console: Any = _tagged("<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> ")
     else:  # cron / CI: concurrent runs share one log stream
         console = _tagged("{time:YYYY-MM-DD HH:mm:ss} {level: <7} [{extra[run_id]}] ")
-    logger.add(sys.stderr, level=level.upper(), format=console, colorize=tty)
+    # on a terminal through tqdm.write: a line goes above a progress bar, never into it
+    sink: Any = _above_bars if tty else sys.stderr
+    logger.add(sink, level=level.upper(), format=console, colorize=tty)
     return logger.add(
         run_dir / f"{script}.log",
         level="DEBUG",
