@@ -316,3 +316,13 @@ def test_missing_file_and_bad_arguments(tmp_path, run_script):
     s = r.summary()  # Hydra rejected it before the job: a run folder + summary all the same
     assert (s["exit_code"], s["status"]) == (2, "failed") and "no_such_key=1" in s["overrides"]
     assert not (tmp_path / "c" / "data").exists()
+
+
+def test_a_bad_mode_is_refused_before_any_file_is_read(tmp_path, run_script):
+    """``MODE=bogus`` fails at once (issue 16 §1): even a file that does not exist, or a glob of
+    a batch, is not looked at first."""
+    for path, symbol in ((tmp_path / "nope.csv", "AAPL"), (tmp_path / "in" / "*.csv", "'{stem}'")):
+        r = run_script("import_csv", f"csv.path={path}", f"symbol={symbol}", "mode=bogus")
+        assert r.code == 2, r.stderr
+        assert "unknown conflict mode 'bogus'" in r.stderr and "not found" not in r.stderr
+        assert r.summary()["timings"]["import"] < 0.05

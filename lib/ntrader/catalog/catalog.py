@@ -37,8 +37,8 @@ from ntrader.catalog.compaction import (
     Compactor,
     check_period,
 )
-from ntrader.catalog.conflict import MODES, merge_frames
 from ntrader.catalog.conflict import WriteResult as WriteResult  # importable from here too
+from ntrader.catalog.conflict import check_mode, merge_frames
 from ntrader.catalog.corruption import Quarantined, quarantine_catalog, read_locked
 from ntrader.catalog.files import DataFile, interval_file_name, ts_event_bounds
 from ntrader.catalog.guard import is_not_writable, not_writable
@@ -315,10 +315,7 @@ class Catalog:
         it: called only then) is written first when the catalog does not hold it yet (a catalog
         without the instrument is useless to a backtest); the bars take its price precision.
         """
-        if mode not in MODES:
-            raise InputError(
-                f"unknown conflict mode {mode!r}", hint=f"use one of {', '.join(MODES)}"
-            )
+        check_mode(mode)
         bt = PurePath(self.bar_dir(bar_type)).name
         if len(frame) and not bool(np.all(np.diff(frame.ts_event) > 0)):
             raise SystemFailure(f"bars for {bt} are not strictly increasing (a bug upstream)")

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ntrader.catalog.barframe import COLUMNS, BarFrame
+from ntrader.errors import InputError
 
 MODES = ("skip", "overwrite", "merge")
 
@@ -54,6 +55,14 @@ def _sorted_union(a: BarFrame, b: BarFrame) -> BarFrame:
     both = BarFrame.concat([a, b])
     order = np.argsort(both.ts_event, kind="stable")
     return both.take(order)
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` as a conflict mode (``InputError`` naming the choices): checked before any input
+    is read, so ``MODE=bogus`` fails at once, not after parsing a large file."""
+    if mode not in MODES:
+        raise InputError(f"unknown conflict mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+    return mode
 
 
 def merge_frames(old: BarFrame | None, new: BarFrame, mode: str) -> MergeOutcome:

@@ -28,6 +28,7 @@ from typing import Any
 from loguru import logger
 
 from ntrader.catalog.catalog import Catalog
+from ntrader.catalog.conflict import check_mode
 from ntrader.errors import DataError, InputError, NtraderError
 from ntrader.importing.importer import import_csv
 from ntrader.importing.reader import CsvSpec
@@ -238,6 +239,7 @@ def import_batch(
     Raises (nothing imported) when ``csv`` matches no file or ``symbol``/``symbol_pattern`` are
     malformed; a file's own problems are its :class:`FileResult` (``report.finish`` raises)."""
     t0 = time.perf_counter()
+    check_mode(mode)  # before any file is read
     leftover = symbol.replace(STEM, "")
     if "{" in leftover or "}" in leftover:
         raise InputError(

@@ -23,6 +23,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from ntrader.catalog.catalog import Catalog, WriteResult
+from ntrader.catalog.conflict import check_mode
 from ntrader.catalog.inventory import iso
 from ntrader.catalog.store import resolve_location
 from ntrader.errors import InputError
@@ -113,6 +114,7 @@ def import_csv(
 
     ``instrument_id``: an ``InstrumentId``, ``AAPL.NASDAQ`` or a bare ``AAPL`` (default venue);
     ``bar_type`` defaults to its 1-minute bars."""
+    check_mode(mode)  # before the file is read
     instrument_id = instrument_id_text(str(instrument_id))  # validated, as text
     bar_type = (
         bar_type_text(instrument_of(bar_type), spec_of(bar_type))
