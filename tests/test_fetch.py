@@ -77,14 +77,19 @@ def test_fetch_is_exact_across_dst_and_chunks_and_a_rerun_asks_nothing(run_scrip
     ids=["disconnect", "timeout"],
 )
 def test_disconnects_and_timeouts_are_retried(run_script, tmp_path, faults, outcome):
-    """A retry is an identical request, so IB's 15 s identical-request rule paces it."""
+    """A retry is an identical request, so IB's 15 s identical-request rule paces it. A lost
+    connection is an outage ridden out (tests/test_nightly_reset.py), not a retry used up."""
     root = tmp_path / "catalog"
     start, end = dt.date(2024, 5, 6), dt.date(2024, 5, 8)
     with run_simulator(faults) as sim:
         r = fetch(run_script, sim, root, start, end, "ibkr.request_timeout=1")
         assert r.code == 0, r.stderr
         assert outcome in [q.outcome for q in sim.requests]
-        assert r.summary()["instruments"][0]["retries"] >= 1
+        rep = r.summary()["instruments"][0]
+        if outcome == "disconnect":
+            assert rep["retries"] == 0 and len(rep["outages"]) >= 1
+        else:
+            assert rep["retries"] >= 1 and rep["outages"] == []
     assert_exact(root, "AAPL", start, end)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ntrader.instruments import bar_step, bar_type_for, resolve_instrument_id
-from ntrader.runs import task
+from ntrader.runs import startup as task
 from ntrader.symbols import bar_type_text, instrument_id_text, spec_step
 
 from .conftest import REPO
@@ -97,7 +97,7 @@ def _launchers(*args: str) -> dict:
     """In a fresh interpreter: what ``skip_unasked_plugins`` hides, the launchers Hydra finds."""
     code = (
         "import json, sys\n"
-        "from ntrader.runs import task\n"
+        "from ntrader.runs import startup as task\n"
         "hidden = task.skip_unasked_plugins(sys.argv[1:])\n"
         "from hydra.core.plugins import Plugins\n"
         "from hydra.plugins.launcher import Launcher\n"

@@ -39,6 +39,7 @@ from ntrader.backtest import sweep_fetch
 from ntrader.backtest.sweep_fetch import Prefetch
 from ntrader.backtest.sweep_table import COLUMNS, render, report
 from ntrader.errors import SYSTEM_ERROR
+from ntrader.runs import notify
 from ntrader.runs import store as run_store
 from ntrader.runs.logs import setup_logging
 from ntrader.runs.task import set_job_label
@@ -369,12 +370,15 @@ class SweepSummary(Callback):
                     sweep_dir, self.rank_by, None, expected, swept
                 )
                 report(ranked, csv_path, md_path, self.rank_by, self.prefetched)
+                codes = [r.get("exit_code") for r in ranked] + [SYSTEM_ERROR]  # the upload
+                notify.sweep_ended(config.get("notify"), str(sweep_dir), codes, str(md_path))
                 return  # the exit code stays 4
         codes = [r.get("exit_code") for r in ranked]
         runs.set_multirun_exit_code(
             max([c if isinstance(c, int) else SYSTEM_ERROR for c in codes] + [0])
         )
         report(ranked, csv_path, md_path, self.rank_by, self.prefetched)
+        notify.sweep_ended(config.get("notify"), url or str(sweep_dir), codes, str(md_path))
 
 
 def _summarise_in_store(

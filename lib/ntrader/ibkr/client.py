@@ -10,6 +10,7 @@ no data for the period).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class IbkrSettings:
     connect_timeout: float = 10.0
     request_timeout: float = 120.0
     retries: int = 5
+    reconnect_window_s: float = 900.0  # a lost connection is waited for this long (reconnect.py)
 
     @classmethod
     def from_config(cls, ibkr: Mapping[str, Any]) -> IbkrSettings:
@@ -48,6 +50,7 @@ class IbkrSettings:
                 connect_timeout=float(ibkr["connect_timeout"]),
                 request_timeout=float(ibkr["request_timeout"]),
                 retries=int(ibkr["retries"]),
+                reconnect_window_s=float(ibkr.get("reconnect_window_s", 900)),
             )
         except (TypeError, ValueError) as exc:
             raise InputError(f"invalid IBKR setting: {exc}", hint=hint) from exc
@@ -57,6 +60,8 @@ class IbkrSettings:
             raise InputError(f"invalid IBKR host {settings.host!r}", hint=hint)
         if settings.connect_timeout <= 0 or settings.request_timeout <= 0 or settings.retries < 1:
             raise InputError("ibkr timeouts must be > 0 and ibkr.retries >= 1", hint=hint)
+        if not 0 <= settings.reconnect_window_s <= 86400:
+            raise InputError("ibkr.reconnect_window_s must be 0 .. 86400 seconds", hint=hint)
         return settings
 
     @property
@@ -111,10 +116,26 @@ class IbkrSession:
         self.ib = IB()
         self.ib.RaiseRequestErrors = True
         self._errors: list[tuple[int, int, str]] = []
+        self.lost: str | None = None  # error 1100 seen, 1101/1102 not yet: IB is away
+        self._inflight: asyncio.Future[Any] | None = None
         self.ib.errorEvent += self._on_error
 
     def _on_error(self, req_id: int, code: int, message: str, *args: Any) -> None:
         self._errors.append((req_id, code, message))
+        if code == 1100:  # the request in flight will not be answered: stop waiting for it
+            self.lost = f"error 1100: {message}"
+            if self._inflight is not None and not self._inflight.done():
+                self._inflight.cancel()
+        elif code in (1101, 1102):  # connectivity restored (1101: subscriptions lost)
+            self.lost = None
+            logger.info(f"IBKR: {message} (error {code})")
+
+    async def usable(self) -> bool:
+        """Connected (reconnecting if the socket closed) and no unanswered 1100."""
+        if not self.ib.isConnected():
+            self.lost = None  # a new connection starts with IB's connectivity as it is now
+            await self.connect()
+        return self.lost is None
 
     async def connect(self) -> None:
         s = self.settings
@@ -187,8 +208,10 @@ class IbkrSession:
             await self.ensure_connected()
         except ConnectionFailure as exc:
             raise Disconnected(str(exc)) from exc
-        try:
-            bars = await self.ib.reqHistoricalDataAsync(
+        if self.lost:
+            raise Disconnected(self.lost)
+        self._inflight = asyncio.ensure_future(
+            self.ib.reqHistoricalDataAsync(
                 contract,
                 endDateTime=req.end_utc if req.end_utc is not None else "",
                 durationStr=req.duration,
@@ -198,6 +221,14 @@ class IbkrSession:
                 formatDate=2,
                 timeout=self.settings.request_timeout,
             )
+        )
+        try:
+            bars = await asyncio.shield(self._inflight)
+        except asyncio.CancelledError:
+            if self._inflight.cancelled() and self.lost:  # cancelled by error 1100, not by us
+                raise Disconnected(self.lost) from None
+            self._inflight.cancel()
+            raise
         except RequestError as exc:
             text = exc.message.lower()
             if exc.code == 162 and "pacing" in text:

@@ -22,21 +22,15 @@ from ib_async import BarData, Contract
 from loguru import logger
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.instruments import Equity
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import create_catalog
-from ntrader.errors import ConnectionFailure
 from ntrader.ibkr import dividends, nodata
 from ntrader.ibkr.answers import to_frame
 from ntrader.ibkr.client import (
-    Disconnected,
     IbkrSession,
     IbkrSettings,
     NoDataForPeriod,
-    PacingViolation,
-    RetryableIbError,
 )
 from ntrader.ibkr.fetch_lock import fetch_lock
 from ntrader.ibkr.fetchplan import plan_line
@@ -46,6 +40,7 @@ from ntrader.ibkr.plan import PlannedRequest, ib_bar_size, plan, session_fill, w
 from ntrader.ibkr.progress import FetchProgress
 from ntrader.ibkr.repair import repair_instrument
 from ntrader.ibkr.report import FetchReport as FetchReport
+from ntrader.ibkr.retries import with_retries
 from ntrader.ibkr.survey import FetchTarget as FetchTarget
 from ntrader.ibkr.survey import missing_sessions as missing_sessions
 from ntrader.ibkr.survey import survey
@@ -347,41 +342,15 @@ class Fetcher:
             self.guard.release()
 
     async def _with_retries(self, report: FetchReport, call):
-        def before_sleep(state: RetryCallState) -> None:
-            report.retries += 1
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, PacingViolation):
-                self.guard.penalize(self.pacing_pause_s)
-            logger.warning(
-                f"{type(exc).__name__}: {exc}; retry {state.attempt_number}/"
-                f"{self.settings.retries - 1}"
-            )
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(max(1, self.settings.retries)),
-            wait=wait_exponential_jitter(initial=1, max=60, jitter=1),
-            retry=retry_if_exception_type(RetryableIbError),
-            sleep=self.clock.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
+        """``call`` with retries, lost connections ridden out (``ntrader.ibkr.retries``)."""
+        return await with_retries(
+            call,
+            self.session,
+            self.clock,
+            report,
+            on_pacing=lambda: self.guard.penalize(self.pacing_pause_s),
+            where=lambda: f"request {self._done + 1} of {self._total}",
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await call()
-        except Disconnected as exc:
-            raise ConnectionFailure(
-                f"lost the connection to IBKR at {self.settings.endpoint} and could not "
-                f"reconnect: {exc}",
-                hint="check IB Gateway/TWS; rerun the same command: completed chunks are saved",
-            ) from exc
-        except RetryableIbError as exc:
-            raise ConnectionFailure(
-                f"IBKR request failed {self.settings.retries} times: {exc}",
-                hint="rerun later (completed chunks are saved); raise ibkr.request_timeout or "
-                "ibkr.retries if IB is slow",
-            ) from exc
-        raise AssertionError("unreachable")
 
 
 def fetch_ranges(

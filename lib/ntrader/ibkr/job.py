@@ -134,7 +134,14 @@ class FetchResult:
             "splits_repaired": sum(len(r.corporate_actions) for r in self.reports),
             "scale_differs": sum(len(d) for r in self.reports for d in r.scale_differs.values()),
             "factor_requests": sum(r.factor_requests for r in self.reports),
+            # sessions still lacking bars after this run (IB had none, or not all): notify.on_gaps
+            "gaps_remaining": sum(self._lacking(r) for r in self.reports),
         }
+
+    @staticmethod
+    def _lacking(r: FetchReport) -> int:
+        days = {str(k["session"]) for k in r.known_nodata} | set(r.nodata) | set(r.holes_left)
+        return len(days)
 
     def as_summary(self) -> dict[str, Any]:
         """The run's part of ``summary.json``."""

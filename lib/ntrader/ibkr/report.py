@@ -14,6 +14,7 @@ class FetchReport:
     requests: int = 0
     planned_requests: int = 0  # what the plan said before the first request (fetchplan)
     retries: int = 0
+    outages: list[dict[str, object]] = field(default_factory=list)  # lost connections waited out
     bars: int = 0
     sessions_missing: int = 0  # sessions requested: no bar in the catalog, or holes
     sessions_with_holes: int = 0  # of those, sessions that had bars but holes

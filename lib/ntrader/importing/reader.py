@@ -5,9 +5,9 @@ counted exactly and bad values reported per line), then parsed and validated wit
 pyarrow.compute / numpy operations. Every problem is reported with its FILE line number
 (header = line 1). Formats accepted: see :func:`read_csv_bars`.
 
-This module reads the file and orchestrates; the parts live in ``columns`` (header, delimiter,
-column aliases), ``timestamps`` (timestamp formats) and ``validation`` (numbers, checks and
-the problem list).
+This module parses and orchestrates; the parts live in ``csvfile`` (the bytes, pieces, progress),
+``columns`` (header, delimiter, column aliases), ``timestamps`` (timestamp formats) and
+``validation`` (numbers, checks and the problem list).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ntrader.importing.columns import (
     read_header,
     resolve_columns,
 )
+from ntrader.importing.csvfile import BLOCK_BYTES, ParseProgress, longest_line, pieces, read_bytes
 from ntrader.importing.csvspec import CsvSpec as CsvSpec
 from ntrader.importing.timestamps import EPOCH_MULT, parse_timestamps
 from ntrader.importing.validation import (
@@ -64,56 +65,6 @@ class CsvResult:
     adjusted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-# --------------------------------------------------------------------------------------------
-# file
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"CSV file not found: {path}", hint="check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"not a file: {path}", hint="give the path of a CSV file") from None
-    except OSError as exc:
-        raise InputError(
-            f"cannot read {path}: {exc.strerror or exc}", hint="check the path"
-        ) from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if not data[:4096].strip() and not data.strip():
-        raise InputError(f"{path}: the file is empty", hint="export the bars again")
-    head = data[:65536]
-    looks_binary = b"\x00" in head
-    if not looks_binary:
-        try:
-            head.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            looks_binary = exc.start < len(head) - 4  # a cut multi-byte char at the end is fine
-    if looks_binary:
-        raise InputError(
-            f"{path}: not a CSV text file (binary data or not UTF-8 text)",
-            hint="give a UTF-8 (or ASCII) CSV export; re-save it as 'CSV UTF-8' if needed",
-        )
-    return data
-
-
-# --------------------------------------------------------------------------------------------
-# reading
-
-
-BLOCK_BYTES = 4 << 20  # pyarrow's read block: no CSV row may be longer
-
-
-def _longest_line(data: bytes) -> tuple[int, int]:
-    """(1-based line number, length in bytes) of the longest line of ``data``."""
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-    bounds = np.concatenate(([-1], ends, [len(data)]))
-    lengths = np.diff(bounds) - 1
-    i = int(np.argmax(lengths))
-    return i + 1, int(lengths[i])
-
-
 @dataclass
 class _Raw:
     table: pa.Table
@@ -125,16 +76,22 @@ def _read_table(data: bytes, path: Path, names: list[str], delim: str, used: lis
     cols = [f"f{i}" for i in range(len(names))]
     invalid: list[tuple[int | None, int, int]] = []
 
-    def handler(row: Any) -> str:
-        invalid.append((row.number, row.expected_columns, row.actual_columns))
-        return "skip"
+    def read(piece: memoryview, first_line: int, threads: bool) -> pa.Table:
+        """``piece`` starts at file line ``first_line`` (1: the header, skipped)."""
 
-    def read(threads: bool) -> pa.Table:
+        def handler(row: Any) -> str:
+            number = None if row.number is None else row.number + max(0, first_line - 1)
+            invalid.append((number, row.expected_columns, row.actual_columns))
+            return "skip"
+
         try:
             return pacsv.read_csv(
-                pa.py_buffer(data),
+                pa.py_buffer(piece),
                 read_options=pacsv.ReadOptions(
-                    column_names=cols, skip_rows=1, use_threads=threads, block_size=BLOCK_BYTES
+                    column_names=cols,
+                    skip_rows=1 if first_line == 1 else 0,
+                    use_threads=threads,
+                    block_size=BLOCK_BYTES,
                 ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=delim, ignore_empty_lines=False, invalid_row_handler=handler
@@ -149,7 +106,7 @@ def _read_table(data: bytes, path: Path, names: list[str], delim: str, used: lis
         except (pa.ArrowException, ValueError) as exc:
             text = str(exc)
             if "straddl" in text:  # a row longer than a read block
-                line, size = _longest_line(data)
+                line, size = longest_line(data)
                 raise InputError(
                     f"{path}: line {line:,} is {size:,} bytes long (more than {BLOCK_BYTES:,}): "
                     "not a line of bars",
@@ -166,10 +123,17 @@ def _read_table(data: bytes, path: Path, names: list[str], delim: str, used: lis
                 hint="check the delimiter (csv.delimiter) and quoting of the file",
             ) from None
 
-    table = read(True)
-    if invalid and any(number is None for number, _, _ in invalid):
-        invalid.clear()
-        table = read(False)
+    tables = []
+    with ParseProgress(len(data), path) as progress:
+        for piece, first_line in pieces(data):
+            before = len(invalid)
+            part = read(piece, first_line, True)
+            if any(number is None for number, _, _ in invalid[before:]):
+                del invalid[before:]  # row numbers are only known single-threaded
+                part = read(piece, first_line, False)
+            tables.append(part)
+            progress.update(len(piece))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     n = table.num_rows
     bad_rows = [
         (int(number or 0), f"expected {exp} fields, found {act}") for number, exp, act in invalid
@@ -232,7 +196,7 @@ def read_csv_bars(
     spec = spec or CsvSpec()
     _check_args(spec, bar_interval_ns, calendar_days)
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_bytes(path)
     names, delim = read_header(data, path, spec.delimiter)
     probe = column_probe(data, delim, spec.timestamp_format, spec.epoch_unit)
     roles, ignored = resolve_columns(names, spec.columns, path, delim, probe)

@@ -10,7 +10,7 @@ its outcome (``ntrader.runs.store``).
 
 Start-up (``entry`` -> :func:`prepare_hydra`): Hydra's plugin scan skips the launcher plugins no
 ``hydra/launcher=…`` override names, and its mode probe is answered without composing the config
-(see "Hydra start-up" below).
+(``ntrader.runs.startup``).
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import contextlib
 import io
 import json
 import os
-import re
 import sys
 import time
 import traceback
-import types
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +35,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from ntrader.errors import INPUT_ERROR, SYSTEM_ERROR, InputError, NtraderError, exit_code_for
-from ntrader.runs import provenance
+from ntrader.runs import notify, provenance, startup
 from ntrader.runs import store as run_store
 from ntrader.runs.folders import unique_run_dir
 from ntrader.runs.logs import setup_logging
@@ -146,8 +144,11 @@ def run_task(
     where = run_store.location(run_dir)  # the store URL of a staged folder, else the local path
     summary: dict[str, Any] = {"script": script, "run_id": run_id, "run_dir": where}
     code = 0
+    alerts = notify.NotifySpec()  # a sweep alerts once, at its end (ntrader.backtest.sweep)
     try:
         try:
+            if not multirun:
+                alerts = _alerts(cfg, run_dir)
             with capture:
                 summary.update(body(cfg, ctx) or {})
         except OmegaConfBaseException as exc:  # e.g. a mandatory ??? value left unset
@@ -195,17 +196,33 @@ def run_task(
         summary["duration_s"] = round(time.perf_counter() - t0, 4)
         summary["timings"] = ctx.timings
         summary["counts"] = ctx.counts
+        if sent := notify.send(alerts, summary):
+            summary["notify"] = sent
         write_json_atomic(run_dir / "summary.json", summary)
         write_json_atomic(run_dir / "manifest.json", manifest)
         logger.info(f"run folder: {where}")
         logger.remove(file_sink)  # the log is complete: close it before the upload
-        code = _publish(run_dir, summary, code)
+        if (published := _publish(run_dir, summary, code)) != code and alerts.urls:
+            notify.send(alerts, summary)  # the upload failed: that is news too
+        code = published
         _heartbeat(run_dir.parents[2] if multirun else run_dir.parent, summary)
         if multirun:
             _print_job_block(label, output.getvalue(), summary, code)
     if hc.mode == RunMode.RUN:
         exit_now(code)
     return code
+
+
+def _alerts(cfg: DictConfig, run_dir: Path) -> notify.NotifySpec:
+    """The run's ``notify`` settings, checked (an unusable URL: exit 2 before any work) and
+    masked in the ``.hydra/`` files."""
+    try:
+        spec = notify.NotifySpec.of(cfg.get("notify"))
+    except OmegaConfBaseException as exc:
+        raise InputError(f"notify: {str(exc).splitlines()[0]}") from exc
+    notify.scrub(run_dir / ".hydra", spec)
+    spec.check()
+    return spec
 
 
 HEARTBEAT = ("script", "run_id", "run_dir", "status", "exit_code", "started", "finished")
@@ -290,6 +307,12 @@ def _write_prejob_summary(error: InputError | None = None) -> None:
         "started": now,
         "finished": now,
     }
+    try:  # the config never composed: only the environment can name where alerts go
+        alerts = notify.NotifySpec.of({"url": os.environ.get(notify.URL_ENV)})
+        if sent := notify.send(alerts, summary):
+            summary["notify"] = sent
+    except InputError:
+        pass
     write_json_atomic(run_dir / "summary.json", summary)
     _publish(run_dir, summary, INPUT_ERROR)
 
@@ -308,7 +331,7 @@ def entry(hydra_main: Callable[[], Any]) -> None:
             _write_prejob_summary(exc)
             make_args.report(exc)
             raise SystemExit(INPUT_ERROR) from None
-    prepare_hydra()  # skip the launcher plugins and the mode probe a run does not need
+    startup.prepare_hydra()  # skip the launcher plugins and the mode probe a run does not need
     try:
         hydra_main()
     except SystemExit as exc:
@@ -324,79 +347,3 @@ def entry(hydra_main: Callable[[], Any]) -> None:
         raise
     if _MULTIRUN_EXIT_CODE:  # a multirun returns here: exit with its worst job's code
         raise SystemExit(_MULTIRUN_EXIT_CODE)
-
-
-# ------------------------------------------------------------------------------ Hydra start-up
-# Launcher plugins: on every run Hydra's plugin discovery (``hydra.core.plugins.Plugins``) imports
-# each module of the ``hydra_plugins`` namespace package; the Ray launcher's config module alone
-# (``ray_aws_launcher`` -> ``_config``, the AWS cluster schema) costs ~35 ms, submitit's and
-# joblib's a few more, for a ``make scan`` that launches nothing. ``skip_unasked_plugins`` puts an
-# empty package (no ``__path__`` entries) in ``sys.modules`` for each launcher plugin no
-# ``hydra/launcher=…`` override names, so the scan finds nothing inside it. ``make sweep
-# LAUNCHER=ray`` passes ``hydra/launcher=ntrader_ray`` (``ntrader.runs.make_args``) and scans
-# Ray's plugin as before; ``--info``, ``--hydra-help`` and ``NTRADER_HYDRA_PLUGINS=all`` scan all.
-#
-# Mode probe: before a run Hydra composes the whole config once only to read ``hydra.mode``
-# (``Hydra.get_mode``), then again to run it (~0.1 s). No ntrader config sets ``hydra.mode``
-# (tests/test_startup.py checks), so ``skip_mode_probe`` answers "not set" without composing,
-# unless an argument names ``hydra.mode`` or another config dir / config name.
-PLUGINS_ENV = "NTRADER_HYDRA_PLUGINS"
-LAUNCHER_PLUGINS = {
-    "ray": "hydra_plugins.hydra_ray_launcher",
-    "submitit": "hydra_plugins.hydra_submitit_launcher",
-    "joblib": "hydra_plugins.hydra_joblib_launcher",
-}
-_LAUNCHER_OVERRIDE = re.compile(r"[+~]*hydra/launcher=(.*)")
-_LISTING = ("--info", "--hydra-help", "--shell-completion", "-sc", "-i")
-_OTHER_CONFIG = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
-
-
-def prepare_hydra(argv: Sequence[str] | None = None) -> None:
-    """Both trims, for the arguments Hydra is about to parse (default ``sys.argv[1:]``)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    skip_unasked_plugins(args)
-    skip_mode_probe(args)
-
-
-def skip_unasked_plugins(args: Sequence[str]) -> list[str]:
-    """Hide the launcher plugins no ``hydra/launcher=`` override names; the hidden packages."""
-    if os.environ.get(PLUGINS_ENV, "").strip().lower() == "all" or any(
-        a.startswith(_LISTING) for a in args
-    ):
-        return []
-    asked = " ".join(m.group(1) for a in args if (m := _LAUNCHER_OVERRIDE.fullmatch(a)))
-    hidden = []
-    for key, name in LAUNCHER_PLUGINS.items():
-        if key in asked or name in sys.modules:
-            continue
-        stub = types.ModuleType(name, "skipped by ntrader.runs.task (no override asks)")
-        stub.__path__ = []
-        sys.modules[name] = stub
-        hidden.append(name)
-    return hidden
-
-
-def skip_mode_probe(args: Sequence[str]) -> bool:
-    """Let the next ``Hydra.get_mode`` answer None (``hydra.mode`` unset) without composing the
-    config, when nothing in ``args`` can set it; True when it will. One-shot: the call after it
-    probes as Hydra does."""
-    global _SKIP_NEXT_PROBE
-    from hydra._internal.hydra import Hydra
-
-    if Hydra.get_mode is not _get_mode:
-        _ORIGINAL.append(Hydra.get_mode)
-        Hydra.get_mode = _get_mode  # type: ignore[method-assign]
-    _SKIP_NEXT_PROBE = not any("hydra.mode" in a or a.startswith(_OTHER_CONFIG) for a in args)
-    return _SKIP_NEXT_PROBE
-
-
-_SKIP_NEXT_PROBE = False
-_ORIGINAL: list[Any] = []
-
-
-def _get_mode(self: Any, config_name: str | None, overrides: list[str]) -> Any:
-    global _SKIP_NEXT_PROBE
-    if _SKIP_NEXT_PROBE:
-        _SKIP_NEXT_PROBE = False
-        return None  # what Hydra's own probe returns for every config in conf/
-    return _ORIGINAL[0](self, config_name, overrides)

@@ -22,6 +22,10 @@ NO_SECURITY_MESSAGE = "No security definition has been found for the request"
 CLIENT_ID_IN_USE_MESSAGE = (
     "Unable to connect as the client id is already in use. Retry with a unique client id."
 )
+CONNECTIVITY_LOST_MESSAGE = "Connectivity between IB and Trader Workstation has been lost."
+CONNECTIVITY_RESTORED_MESSAGE = (
+    "Connectivity between IB and Trader Workstation has been restored - data maintained."
+)
 
 
 def _parse_bool(text: str) -> bool:
@@ -74,6 +78,15 @@ class Faults:
     * ``unknown_symbols``: symbols answered with error 200 (contract details and bars).
     * ``client_id_in_use``: client ids refused with error 326, then the socket is closed.
     * ``delay_ms``: latency added before each historical answer.
+    * ``farm_down``: the connect-time farm messages say the data farms are broken (2103 / 2105 /
+      2157 instead of 2104 / 2106 / 2158), as IB Gateway does while a farm is down.
+    * ``restart_after`` / ``restart_s``: IB Gateway's nightly restart. When the (N+1)-th
+      historical request arrives (server-wide), every connection gets error 1100 "Connectivity
+      between IB and Trader Workstation has been lost" and is closed, and for ``restart_s``
+      seconds (default 5) new connections are closed at once; then the simulator serves again.
+      Happens once per simulator. With ``restart_keep_socket`` the sockets stay open instead
+      (IB's servers away, the Gateway up): 1100, no answers for ``restart_s`` seconds (the request
+      in flight is never answered), then 1102 "…has been restored - data maintained".
     """
 
     pacing: bool = False
@@ -83,6 +96,10 @@ class Faults:
     unknown_symbols: frozenset[str] = field(default_factory=frozenset)
     client_id_in_use: frozenset[int] = field(default_factory=frozenset)
     delay_ms: float = 0.0
+    farm_down: bool = False
+    restart_after: int | None = None
+    restart_s: float = 5.0
+    restart_keep_socket: bool = False
 
     def __post_init__(self) -> None:
         self.pacing = (
@@ -96,6 +113,13 @@ class Faults:
         )
         self.client_id_in_use = frozenset(int(v) for v in _items(self.client_id_in_use))
         self.delay_ms = max(0.0, float(self.delay_ms))
+        self.farm_down = (
+            self.farm_down if isinstance(self.farm_down, bool) else _parse_bool(str(self.farm_down))
+        )
+        self.restart_after = _optional_positive(self.restart_after)
+        self.restart_s = max(0.0, float(self.restart_s))
+        if not isinstance(self.restart_keep_socket, bool):
+            self.restart_keep_socket = _parse_bool(str(self.restart_keep_socket))
 
     @classmethod
     def names(cls) -> list[str]:
@@ -126,6 +150,7 @@ class Faults:
             f"{f.name}={getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
             if getattr(self, f.name) not in (False, None, 0, 0.0, frozenset())
+            and (not f.name.startswith("restart_") or self.restart_after)
         ]
         return ", ".join(active) or "none"
 

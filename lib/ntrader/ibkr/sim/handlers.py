@@ -104,6 +104,13 @@ async def historical_data(conn: Connection, f: FieldReader) -> None:
         format_date=format_date,
     )
     try:
+        if faults.restart_after and not sim.restarted and req.seq > faults.restart_after:
+            sim.finish_request(req, "restart", detail=f"after {faults.restart_after} requests")
+            sim.restart(faults.restart_s, faults.restart_keep_socket)
+            return
+        if sim.silent:  # IB's servers are away: never answered
+            sim.finish_request(req, "unanswered", detail="connectivity lost (1100)")
+            return
         if faults.disconnect_after and conn.historical_count > faults.disconnect_after:
             sim.finish_request(
                 req, "disconnect", detail=f"after {faults.disconnect_after} requests"

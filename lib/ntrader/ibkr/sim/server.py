@@ -24,9 +24,15 @@ from loguru import logger
 from ntrader.ibkr.sim import market
 from ntrader.ibkr.sim.connection import Connection
 from ntrader.ibkr.sim.corporate import Dividend, Split
-from ntrader.ibkr.sim.faults import Faults, PacingRules, PacingTracker
+from ntrader.ibkr.sim.faults import (
+    CONNECTIVITY_LOST_MESSAGE,
+    CONNECTIVITY_RESTORED_MESSAGE,
+    Faults,
+    PacingRules,
+    PacingTracker,
+)
 from ntrader.ibkr.sim.market import SymbolInfo
-from ntrader.ibkr.sim.protocol import SERVER_VERSION, ContractFields
+from ntrader.ibkr.sim.protocol import SERVER_VERSION, ContractFields, error_message
 from ntrader.sessions import VENUE_CALENDARS
 
 DEFAULT_ACCOUNT = "DU1234567"
@@ -104,6 +110,9 @@ class TwsSimulator:
         self._lock = threading.Lock()
         self._requests: list[HistoricalRequest] = []
         self._seq = 0
+        self.restarted = False  # the restart fault happened (once per simulator)
+        self._down_until: float | None = None
+        self.silent = False  # restart_keep_socket: historical requests go unanswered
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -214,7 +223,36 @@ class TwsSimulator:
 
     # -- connections -----------------------------------------------------------------------------
 
+    def restart(self, seconds: float, keep_socket: bool = False) -> None:
+        """IB Gateway's nightly restart: error 1100 to every connection, all closed, and new
+        connections closed at once for ``seconds`` (fault ``restart_after``). ``keep_socket``:
+        the connections stay, unanswered, until 1102 after ``seconds``."""
+        self.restarted = True
+        self._down_until = self.clock() + seconds
+        logger.info(f"tws_sim: restarting (down for {seconds:g} s, keep_socket={keep_socket})")
+        for conn in list(self._connections):
+            conn.send(error_message(-1, 1100, CONNECTIVITY_LOST_MESSAGE))
+            if not keep_socket:
+                conn.close()
+        if keep_socket:
+            self.silent = True
+            asyncio.get_running_loop().call_later(seconds, self._restored)
+
+    def _restored(self) -> None:
+        self.silent, self._down_until = False, None
+        logger.info("tws_sim: connectivity restored")
+        for conn in list(self._connections):
+            conn.send(error_message(-1, 1102, CONNECTIVITY_RESTORED_MESSAGE))
+
+    def end_restart(self) -> None:
+        """Serve again now (a test's shortcut through a long restart)."""
+        self._down_until = None
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._down_until is not None and self.clock() < self._down_until and not self.silent:
+            logger.info("tws_sim: connection closed (restarting)")
+            writer.close()
+            return
         conn = Connection(self, reader, writer)
         conn.task = asyncio.current_task()
         self._connections.add(conn)
