@@ -114,3 +114,38 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
     }
+
+
+def run_on_pty(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> tuple[int, bytes, bytes]:
+    """Run ``args`` in the repo with stderr on a pseudo-terminal of 40 x 120 (tqdm draws nothing
+    at 0 x 0): (exit code, what the terminal received, stdout)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    p = subprocess.Popen(
+        args, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower
+    )
+    os.close(follower)
+    out = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], timeout)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    stdout = p.stdout.read() if p.stdout else b""
+    code = p.wait(timeout)
+    os.close(leader)
+    return code, out, stdout

@@ -5,15 +5,9 @@ terminal, never into it."""
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import os
-import pty
 import re
-import select
-import struct
-import subprocess
 import sys
-import termios
 
 from bench.fetch_bench import fetch as fetch_in_virtual_time
 from loguru import logger
@@ -21,7 +15,7 @@ from loguru import logger
 from ntrader.ibkr.progress import pacing_eta
 from ntrader.ibkr.sim import run_simulator
 
-from .conftest import REPO
+from .conftest import run_on_pty
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -57,8 +51,6 @@ def test_log_lines_go_above_the_bar_on_a_terminal(tmp_path):
     """The fetch on a pseudo-terminal: the bar is drawn, and every log line starts a line of its
     own (the bar is cleared first) instead of being appended to the bar."""
     with run_simulator() as sim:
-        leader, follower = pty.openpty()  # a terminal of 40 x 120 (tqdm draws nothing at 0 x 0)
-        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         env = {
             **os.environ,
             "IBKR_HOST": "127.0.0.1",
@@ -73,29 +65,8 @@ def test_log_lines_go_above_the_bar_on_a_terminal(tmp_path):
             "dates.end=2024-03-15",
             f"catalog.path={tmp_path / 'catalog'}",
         ]
-        p = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=follower,
-        )
-        os.close(follower)
-        out = b""
-        while True:
-            ready, _, _ = select.select([leader], [], [], 60)
-            if not ready:
-                break
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            out += chunk
-        assert p.wait(60) == 0
-        os.close(leader)
+        code, out, _ = run_on_pty(args, env, timeout=60)
+        assert code == 0
     text = ANSI.sub("", out.decode(errors="replace"))
     assert "fetch:" in text and "10/10" in text  # the bar was drawn and finished
     assert "ETA " in text and "at IB's pacing" in text

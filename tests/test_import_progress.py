@@ -4,14 +4,8 @@ read — the same bars, and the same problems at the same file lines."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
-import select
-import struct
-import subprocess
-import termios
 
 import numpy as np
 import pytest
@@ -21,7 +15,7 @@ from ntrader.errors import CsvValidationError
 from ntrader.importing import csvfile
 from ntrader.importing.reader import read_csv_bars
 
-from .conftest import REPO
+from .conftest import run_on_pty
 
 MINUTE = 60_000_000_000
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -67,32 +61,11 @@ def test_a_large_import_shows_its_parsing_progress_on_a_terminal(tmp_path):
     big = tmp_path / "big.csv"
     rows = minute_csv(big, days=1000)  # 1.44M rows
     assert big.stat().st_size > csvfile.PIECE_BYTES
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    p = subprocess.Popen(
+    code, out, stdout = run_on_pty(
         ["make", "-s", "import", f"CSV={big}", "SYMBOL=AAPL", f"CATALOG={tmp_path / 'c'}"],
-        cwd=REPO,
-        env={**os.environ, "NTRADER_RUNS": str(tmp_path / "runs")},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=follower,
+        {**os.environ, "NTRADER_RUNS": str(tmp_path / "runs")},
     )
-    os.close(follower)
-    out = b""
-    while True:
-        ready, _, _ = select.select([leader], [], [], 120)
-        if not ready:
-            break
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    stdout = p.stdout.read().decode() if p.stdout else ""
-    assert p.wait(120) == 0, out.decode(errors="replace")[-3000:]
-    os.close(leader)
+    assert code == 0, out.decode(errors="replace")[-3000:]
     text = ANSI.sub("", out.decode(errors="replace"))
     assert "parse big.csv:" in text and "100%" in text  # the bar was drawn and finished
-    assert f"{rows:,}" in stdout  # and the import read every row
+    assert f"{rows:,}" in stdout.decode()  # and the import read every row
