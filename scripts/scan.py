@@ -3,6 +3,7 @@ make check SYMBOL=AAPL [START=… END=…] [FORMAT=…]    availability, calenda
 make compact [SYMBOL=AAPL] [BAR=…]                   merge small data files (one per period)
 make log SYMBOL=AAPL [BAR=…] [FORMAT=…]              a bar type's commit history (versions)
 make gc                                              prune retained files past catalog.retain_days
+make doctor [CATALOG=…] [IBKR_PORT=…] [DSN=…]        check the setup: ok / warn / fail, with fixes
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from ntrader import runs
+from ntrader import doctor, runs  # doctor: a lazy package, its modules load for doctor=true
 from ntrader.catalog import Catalog, list_catalog, record, render_listing
 from ntrader.catalog.maintenance import ACTIONS, maintain
 from ntrader.symbols import bar_type_text, instrument_id_text, instrument_of
@@ -19,6 +20,12 @@ from ntrader.tabular import check_format
 
 def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, object]:
     fmt = check_format(str(cfg.format))
+    if cfg.doctor:  # first: a missing or unreachable catalog is a finding, not an error
+        with ctx.step("doctor"):
+            checked = doctor.diagnose(doctor.DoctorSpec.of(cfg.catalog.path, cfg.ibkr, cfg.dsn))
+        print(checked.render(fmt))
+        ctx.counts.update(checked.counts())
+        return checked.summary(raise_on_fail=True)  # a fail: exit code = the worst finding
     catalog = Catalog.from_config(cfg.catalog)
     venues = (cfg.instruments.default_venue, cfg.instruments.venues)
     iid = cfg.symbol and instrument_id_text(cfg.symbol, *venues)

@@ -8,13 +8,10 @@ is rendered by headless Debian chromium (``/usr/bin/chromium``, installed by ``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,9 +29,9 @@ from ntrader.backtest.reports import equity_headline
 from ntrader.backtest.tearsheet import HEADLINE, NO_SUMMARY, write_tearsheet
 from tests.backtest_fixtures import make_catalog, run_engine
 
+from .browser import chromium
 from .conftest import REPO
 
-CHROMIUM = "/usr/bin/chromium"
 EMA = "nautilus_trader.examples.strategies.ema_cross_long_only"
 KINDS = {key: kind for key, _, kind in HEADLINE}
 START, END = dt.date(2024, 1, 2), dt.date(2024, 4, 5)
@@ -164,42 +161,6 @@ def browser(script_run: dict[str, Any]) -> dict[str, Any]:
         image = mpimg.imread(shot)
         dom = chromium(page, Path(tmp) / "profile-2", "--dump-dom")
     return {"pixels": (np.asarray(image)[..., :3] * 255).round().astype(int), "dom": dom}
-
-
-def chromium(page: Path, profile: Path, *flags: str) -> str:
-    """Run headless chromium on ``page``; its whole process group is ended afterwards."""
-    proc = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            "--window-size=1200,2000",
-            "--virtual-time-budget=5000",
-            *flags,
-            page.as_uri(),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # helpers (crashpad, zygote) left behind
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        shutil.rmtree(profile, ignore_errors=True)
-    assert proc.returncode == 0, f"chromium exited {proc.returncode}"
-    return out
 
 
 def test_headline_shows_the_numbers_of_summary_json(script_run: dict[str, Any]) -> None:

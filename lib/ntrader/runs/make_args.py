@@ -268,6 +268,7 @@ SCRIPT_TARGETS: dict[str, tuple[Callable[[MakeVars], list[str]], bool]] = {
         True,
     ),
     "gc": (lambda m: ["gc=true"], True),
+    "doctor": (lambda m: ["doctor=true", *m.opt("format", "FORMAT")], True),
     "fetch": (_fetch, True),
     "backtest": (lambda m: [*m.symbol("symbol", "SYMBOL"), *_backtest_args(m)], True),
     "sweep": (_sweep, True),
@@ -298,9 +299,10 @@ def tool_argv(target: str, m: MakeVars) -> list[str]:
 def apply(argv: list[str] | None = None, environ: MutableMapping[str, str] | None = None) -> None:
     """Called by ``make <target>`` (``NTRADER_MAKE_TARGET`` set): put the target's overrides
     before ``argv[1:]`` (default ``sys.argv``) and set the environment the target implies
-    (``RUNS`` -> ``NTRADER_RUNS``, migrate's ``DSN`` -> ``DATABASE_URL``); the ``NTRADER_MAKE_*``
-    variables are removed first, so a child process is not taken for a make target. Config
-    groups are looked up next to the script, as Hydra does (``config_path="../conf"``)."""
+    (``RUNS`` -> ``NTRADER_RUNS``, migrate's and doctor's ``DSN`` -> ``DATABASE_URL``); the
+    ``NTRADER_MAKE_*`` variables are removed first, so a child process is not taken for a make
+    target. Config groups are looked up next to the script, as Hydra does
+    (``config_path="../conf"``)."""
     argv = sys.argv if argv is None else argv
     env = os.environ if environ is None else environ
     target = env.get(TARGET, "")
@@ -309,7 +311,7 @@ def apply(argv: list[str] | None = None, environ: MutableMapping[str, str] | Non
         del env[name]
     if not _blank(m["RUNS"]):
         env["NTRADER_RUNS"] = m["RUNS"]
-    if target == "migrate" and not _blank(m["DSN"]):
+    if target in ("migrate", "doctor") and not _blank(m["DSN"]):
         env["DATABASE_URL"] = m["DSN"]
     argv[1:] = [*script_argv(target, m), *argv[1:]]
 

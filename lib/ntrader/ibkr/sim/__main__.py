@@ -2,7 +2,8 @@
 
 Prints ``TWS simulator listening on HOST:PORT`` once ready and serves until SIGINT/SIGTERM, then
 exits 0. Faults: pacing, disconnect_after, timeout_every, no_data_sessions, unknown_symbols,
-client_id_in_use, delay_ms (lists comma-separated, dates YYYY-MM-DD). Corporate actions
+client_id_in_use, delay_ms, farm_down, restart_after / restart_s / restart_keep_socket (lists
+comma-separated, dates YYYY-MM-DD). Corporate actions
 (``--action split:AAPL:2024-06-10:4``, ``--action dividend:AAPL:2024-05-10:0.24``) are answered as
 of the simulator's clock (``--now 2024-06-14T17:00`` starts it there; it runs on).
 """

@@ -1,10 +1,12 @@
 """One client connection of the TWS simulator: handshake, startup and message dispatch.
 
 A :class:`Connection` does the handshake, answers ``startApi`` with managedAccounts + nextValidId
-(or error 326 for a client id in use), answers ib_async's startup requests (positions,
-open/completed orders, account updates, executions, ...) with their end markers and hands the data
-requests to :mod:`ntrader.ibkr.sim.handlers`. It also tracks its historical requests still open
-(they count against the pacing rules until answered, cancelled or the connection closes).
+and the data farms' status messages (2104/2106/2158 "OK", or 2103/2105/2157 "broken" under the
+``farm_down`` fault) or with error 326 for a client id in use, answers ib_async's startup requests
+(positions, open/completed orders, account updates, executions, ...) with their end markers and
+hands the data requests to :mod:`ntrader.ibkr.sim.handlers`. It also tracks its historical
+requests still open (they count against the pacing rules until answered, cancelled or the
+connection closes).
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ FARM_STATUS = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
     (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+FARM_BROKEN = (  # fault farm_down: IB Gateway's messages while its data farms are down
+    (2103, "Market data farm connection is broken:usfarm"),
+    (2105, "HMDS data farm connection is broken:ushmds"),
+    (2157, "Sec-def data farm connection is broken:secdefnj"),
 )
 
 
@@ -147,7 +154,7 @@ class Connection:
         self.client_id = client_id
         self.send(encode(Out.MANAGED_ACCTS, 1, self.sim.account))
         self.send(encode(Out.NEXT_VALID_ID, 1, 1))
-        for code, text in FARM_STATUS:
+        for code, text in FARM_BROKEN if self.sim.faults.farm_down else FARM_STATUS:
             self.send(error_message(-1, code, text))
         logger.info(f"tws_sim: client {client_id} connected from {self.peer} (v{self.version})")
 
