@@ -1,12 +1,10 @@
-"""What the catalog holds. make scan [FORMAT=table|json|csv]: every bar type; and
-make check SYMBOL=AAPL [START=… END=…] [FORMAT=…]    availability, calendar gaps, data health
-make compact [SYMBOL=AAPL] [BAR=…]                   merge small data files (one per period)
-make log SYMBOL=AAPL [BAR=…] [FORMAT=…]              a bar type's commit history (versions)
-make gc                                              prune retained files past catalog.retain_days
-make doctor [CATALOG=…] [IBKR_PORT=…] [DSN=…]        check the setup: ok / warn / fail, with fixes
-"""
+"""What the catalog holds (README "Make targets"): make scan | check SYMBOL=… | compact | log
+SYMBOL=… | gc | doctor | report [SYMBOL=… | SET=…]: every bar type; one's gaps and health;
+maintenance; the setup check; the coverage page."""
 
 from __future__ import annotations
+
+import functools
 
 import hydra
 from omegaconf import DictConfig
@@ -14,6 +12,7 @@ from omegaconf import DictConfig
 from ntrader import doctor, runs  # doctor: a lazy package, its modules load for doctor=true
 from ntrader.catalog import Catalog, list_catalog, record, render_listing
 from ntrader.catalog.maintenance import ACTIONS, maintain
+from ntrader.sessions import parse_day
 from ntrader.symbols import bar_type_text, instrument_id_text, instrument_of
 from ntrader.tabular import check_format
 
@@ -39,28 +38,30 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, object]:
         ctx.counts.update(done.counts)
         print(done.text)
         return {"catalog": catalog.url, **done.summary}
-    if not bar_type:
+    if not bar_type and not cfg.report:
         with ctx.step("scan"):
             rows = [record(a) for a in list_catalog(catalog)]
         ctx.counts.update(bar_types=len(rows), rows=sum(r["rows"] for r in rows))
         print(render_listing(rows, fmt, catalog.url))
         return {"catalog": catalog.url, "bar_types": rows}
-    from ntrader.ibkr import nodata  # check only: calendars need pandas (tests/test_startup.py)
-    from ntrader.quality import HealthOptions, check_bar_type
-    from ntrader.sessions import parse_day
+    from ntrader import quality  # check, report: calendars need pandas (tests/test_startup.py)
+    from ntrader.ibkr import nodata
 
     expiry = nodata.parse_expiry(cfg.ibkr.nodata_expiry_days)
+    span: dict = {"start": parse_day(cfg.start, "START"), "end": parse_day(cfg.end, "END")}
+    known = functools.partial(nodata.current, catalog, expiry_days=expiry)
+    if cfg.report:
+        names = [bar_type] if bar_type else quality.set_bar_types(cfg.instruments, cfg.bars.spec)
+        out = quality.catalog_report(catalog, ctx.run_dir, names, cfg.report_columns, known, **span)
+        print(out.render())  # its seconds are in summary.json report
+        return {"catalog": catalog.url, "report": out.as_dict()}
     with ctx.step("check"):
-        report = check_bar_type(
+        report = quality.check_bar_type(
             catalog,
             bar_type,
-            start=parse_day(cfg.start, "START"),
-            end=parse_day(cfg.end, "END"),
-            calendar=cfg.check.calendar,
-            hours=str(cfg.check.hours),
-            min_gap_bars=int(cfg.check.min_gap_bars),
-            health=HealthOptions.of(cfg.health),
-            no_data=nodata.current(catalog, bar_type, expiry_days=expiry),
+            **span,
+            **quality.check_options(cfg.check, cfg.health),
+            no_data=known(str(bar_type)),  # bar_type is set: no SYMBOL scanned above
             nodata_expiry_days=expiry,
         )
     print(report.render(fmt, int(cfg.check.max_listed)))

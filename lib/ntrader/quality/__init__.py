@@ -1,6 +1,8 @@
-"""Is the data complete and sane: calendar gaps, data health, and ``make check``'s report.
+"""Is the data complete and sane: calendar gaps, data health, ``make check``'s report, and the
+coverage matrix and catalog report page of ``make report``.
 
-May import: ``ntrader.catalog`` and the core modules.
+May import: ``ntrader.catalog`` and the core modules; plotly and matplotlib only when a report
+page is written.
 """
 
 import lazy_loader as _lazy

@@ -173,6 +173,16 @@ def _asked_text(records: list[KnownNoData], expiry_days: float | None) -> tuple[
     return asked, str(due.date())
 
 
+def check_options(check: Mapping[str, Any], health: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``check`` and ``health`` config groups as :func:`check_bar_type` keywords."""
+    return {
+        "calendar": check.get("calendar"),
+        "hours": str(check.get("hours", "regular")),
+        "min_gap_bars": int(check.get("min_gap_bars", 1)),
+        "health": HealthOptions.of(health),
+    }
+
+
 def check_bar_type(
     catalog: Catalog,
     bar_type: BarType | str,

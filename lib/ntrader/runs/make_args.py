@@ -219,6 +219,11 @@ def _check(m: MakeVars) -> list[str]:
     return [*m.symbol("symbol", "SYMBOL"), *scan]
 
 
+def _report(m: MakeVars) -> list[str]:
+    span = [*m.opt("start", "START"), *m.opt("end", "END"), *m.group("instruments", "SET")]
+    return ["report=true", *m.symbol("symbol", "SYMBOL"), *span]
+
+
 def _fetch(m: MakeVars) -> list[str]:
     symbols = m.symbol_list("SYMBOLS", "SYMBOL")
     listed = [f"symbols=[{','.join(symbols)}]"] if symbols else []
@@ -269,6 +274,7 @@ SCRIPT_TARGETS: dict[str, tuple[Callable[[MakeVars], list[str]], bool]] = {
     ),
     "gc": (lambda m: ["gc=true"], True),
     "doctor": (lambda m: ["doctor=true", *m.opt("format", "FORMAT")], True),
+    "report": (_report, True),
     "fetch": (_fetch, True),
     "backtest": (lambda m: [*m.symbol("symbol", "SYMBOL"), *_backtest_args(m)], True),
     "sweep": (_sweep, True),
