@@ -115,11 +115,13 @@ demo: $(STAMP) ## No IB account needed: start the TWS simulator, fetch a month o
 	port=$$(grep -o 'listening on [0-9.]*:[0-9]*' .demo/sim.log | head -1 | cut -d: -f2); \
 	test -n "$$port" || { echo "demo: the simulator did not start:"; cat .demo/sim.log; exit 4; }; \
 	echo "== TWS simulator on 127.0.0.1:$$port (demo catalog: $$NTRADER_MAKE_DEMO_CATALOG; your catalog is untouched)"; \
-	echo "== 1/2 fetch AAPL 1-minute bars $$NTRADER_MAKE_DEMO_START .. $$NTRADER_MAKE_DEMO_END through ib_async"; \
+	echo "== 1/3 fetch AAPL 1-minute bars $$NTRADER_MAKE_DEMO_START .. $$NTRADER_MAKE_DEMO_END through ib_async"; \
 	IBKR_HOST=127.0.0.1 IBKR_PORT=$$port NTRADER_MAKE_TARGET=demo-fetch $(PY) scripts/fetch.py; \
-	echo "== 2/2 backtest EMACrossLongOnly on them"; \
+	echo "== 2/3 backtest EMACrossLongOnly on them"; \
 	IBKR_HOST=127.0.0.1 IBKR_PORT=$$port NTRADER_MAKE_TARGET=demo-backtest $(PY) scripts/backtest.py; \
-	echo "== done: the run folder above holds summary.json, fills.csv, equity.png, tearsheet.html"
+	echo "== 3/3 catalog report of the demo catalog"; \
+	NTRADER_MAKE_TARGET=demo-report $(PY) scripts/scan.py; \
+	echo "== done: the backtest's run folder holds summary.json, fills.csv, equity.png, tearsheet.html; open the report page printed above"
 
 backtest: $(STAMP) ## Backtest from the catalog: make backtest SYMBOL=AAPL [START=2024-01-02 END=2024-03-28 | DATES=2024q1] [STRATEGY=ema_cross_long_only] [SET=mega_caps]
 	@$(call run,backtest)

@@ -341,6 +341,9 @@ def test_migrate_dsn_keeps_its_dollars_and_hides_its_password(tmp_path):
     assert not [f for f in runs.rglob("*") if f.is_file() and b"Mk4$Dollar9" in f.read_bytes()]
 
 
+TARGET_ENV = "NTRADER_MAKE_TARGET"
+
+
 def test_demo_variables_reach_the_scripts(tmp_path):
     """`make demo` runs its scripts with NTRADER_MAKE_TARGET=demo-fetch / demo-backtest; its
     DEMO_* values arrive as given (the simulator run itself is `make demo`)."""
@@ -363,6 +366,18 @@ def test_demo_variables_reach_the_scripts(tmp_path):
     assert cfg["symbols"] == ["AAPL"] and cfg["tag"] == "demo"
     assert cfg["dates"] == {"start": values["DEMO_START"], "end": values["DEMO_END"]}
     assert cfg["catalog"]["path"] == values["DEMO_CATALOG"]
+    env[TARGET_ENV] = "demo-report"  # the report of the demo catalog that ends make demo
+    p = subprocess.run(
+        [sys.executable, "scripts/scan.py", "--cfg", "job", "--resolve"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    cfg = yaml.safe_load(p.stdout)
+    assert cfg["report"] is True and cfg["catalog"]["path"] == values["DEMO_CATALOG"]
 
 
 def test_tools_get_args_split_by_shlex_without_a_shell(tmp_path):

@@ -282,6 +282,7 @@ SCRIPT_TARGETS: dict[str, tuple[Callable[[MakeVars], list[str]], bool]] = {
     "migrate": (_migrate, True),
     "demo-fetch": (_demo("symbols=[AAPL]"), False),
     "demo-backtest": (_demo("symbol=AAPL"), False),
+    "demo-report": (lambda m: ["report=true", f"catalog.path={quote(m['DEMO_CATALOG'])}"], False),
 }
 
 
