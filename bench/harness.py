@@ -161,6 +161,7 @@ class Sizes:
     )  # manifest cost: N years x M months each, one file/year
     stream_big: tuple[int, int] = (2, 1)  # the streamed backtest run for real: N symbols x M years
     retention: tuple[int, int] = (3, 10)  # storage of retention: N symbols x M nightly appends
+    report: tuple[int, int] = (20, 1)  # make report: N instruments x M years of daily bars
 
 
 FULL = Sizes(
@@ -184,6 +185,7 @@ FULL = Sizes(
     manifest_years=(5, 12),
     stream_big=(100, 5),  # 49M bars, about an hour
     retention=(50, 30),
+    report=(500, 5),
 )
 QUICK = Sizes(
     import_days=14,

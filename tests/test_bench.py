@@ -24,6 +24,7 @@ AREAS = [
     "stream_big",
     "manifest",
     "retention",
+    "report",
     "sweep",
     "launchers",
     "fetch",
