@@ -15,11 +15,17 @@ import hydra
 from omegaconf import DictConfig
 
 from ntrader import runs
+from ntrader.errors import InputError
 from ntrader.legacy_pg import MigrateSpec, migrate_table, scrub_hydra_files
 
 
 def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, Any]:
     scrub_hydra_files(ctx.run_dir, cfg.dsn)
+    if cfg.catalog.get("as_of") is not None:  # a writer: refused before the database is asked
+        raise InputError(
+            f"catalog.as_of={cfg.catalog.as_of}: a catalog read as of a version is read-only",
+            hint="catalog.as_of is for reads (scan, check, backtest); drop it to migrate",
+        )
     spec = MigrateSpec.from_config(cfg)
     result = migrate_table(
         spec,

@@ -101,6 +101,17 @@ def test_as_of_is_read_only_and_checked(tmp_path, aapl):
     assert Catalog(root, as_of="v1").as_of == 1  # as `make log` prints it
 
 
+def test_the_writing_scripts_refuse_as_of_before_any_work(run_script, tmp_path):
+    """migrate (like import and fetch) writes: as_of is refused before the database is asked —
+    a port nothing listens on would otherwise be exit 3."""
+    r = run_script(
+        "migrate", f"catalog.path={tmp_path}", "catalog.as_of=1",
+        env={"DATABASE_URL": "postgresql://u:pw@127.0.0.1:1/db"},
+    )  # fmt: skip
+    assert r.code == 2, r.stderr[-2000:]
+    assert "catalog.as_of=1: a catalog read as of a version is read-only" in r.stderr
+
+
 def test_pruned_versions_refuse_and_writers_prune_in_bounded_passes(tmp_path, aapl, monkeypatch):
     _, bt, eq = aapl
     root = tmp_path / "catalog"
