@@ -82,6 +82,7 @@ def test_end_to_end_reports_are_consistent(catalog_root, run_script, tmp_path):
         "positions.csv",
         "orders.csv",
         "account.csv",
+        "equity.csv",
         "equity.png",
         "tearsheet.html",
         "backtest.log",
@@ -93,6 +94,9 @@ def test_end_to_end_reports_are_consistent(catalog_root, run_script, tmp_path):
     assert res["orders"] == len(csv_rows(run_dir / "orders.csv"))
     assert res["ending_balance"] == pytest.approx(res["starting_balance"] + res["pnl"], abs=0.01)
     assert (run_dir / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    curve = csv_rows(run_dir / "equity.csv")  # the daily marked-to-market curve of the metrics
+    assert float(curve[0]["equity"]) == pytest.approx(res["starting_balance"])
+    assert float(curve[-1]["equity"]) == pytest.approx(res["final_equity"], abs=0.01)
     assert "15,990 bars of AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL in the catalog" in r.stderr
     assert "streamed 10,000 at a time" in r.stderr
     assert "Backtest AAPL.NASDAQ-1-MINUTE-LAST-EXTERNAL" in r.stdout

@@ -293,9 +293,12 @@ def write_reports(
         path = out_dir / f"{name}.csv"
         write_csv(frame, path, name)
         written[name] = str(path)
+    curve = equity if equity is not None else equity_series(engine, venue)
+    path = out_dir / "equity.csv"  # the curve the metrics and pictures use (a sweep page reads it)
+    curve.rename("equity").rename_axis("ts").to_frame().to_csv(path)
+    written["equity_csv"] = str(path)
     if not (equity_png or tearsheet):
         return written
-    curve = equity if equity is not None else equity_series(engine, venue)
     calendar = _venue_calendar(venue)
     if equity_png:
         path = out_dir / "equity.png"

@@ -35,7 +35,7 @@ from loguru import logger
 from omegaconf import DictConfig
 
 from ntrader import runs
-from ntrader.backtest import sweep_fetch
+from ntrader.backtest import sweep_fetch, sweep_page
 from ntrader.backtest.sweep_fetch import Prefetch
 from ntrader.backtest.sweep_table import COLUMNS, render, report
 from ntrader.errors import SYSTEM_ERROR
@@ -354,6 +354,7 @@ class SweepSummary(Callback):
             csv_path, md_path, ranked = write_summary(
                 sweep_dir, self.rank_by, expected=expected, swept=swept
             )
+            page = sweep_page.write_or_warn(sweep_dir, ranked, swept, self.rank_by)
         else:
             try:
                 csv_path, md_path, ranked = _summarise_in_store(
@@ -378,6 +379,8 @@ class SweepSummary(Callback):
             max([c if isinstance(c, int) else SYSTEM_ERROR for c in codes] + [0])
         )
         report(ranked, csv_path, md_path, self.rank_by, self.prefetched)
+        if url is None and page is not None:
+            print(f"sweep page: {page}")
         notify.sweep_ended(config.get("notify"), url or str(sweep_dir), codes, str(md_path))
 
 
