@@ -341,42 +341,35 @@ def test_migrate_dsn_keeps_its_dollars_and_hides_its_password(tmp_path):
     assert not [f for f in runs.rglob("*") if f.is_file() and b"Mk4$Dollar9" in f.read_bytes()]
 
 
-TARGET_ENV = "NTRADER_MAKE_TARGET"
+def resolved_config(script: str, env: dict[str, str]) -> dict:
+    """``scripts/<script>.py --cfg job --resolve`` in ``env``: the config it would run with."""
+    p = subprocess.run(
+        [sys.executable, f"scripts/{script}.py", "--cfg", "job", "--resolve"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    return yaml.safe_load(p.stdout)
 
 
 def test_demo_variables_reach_the_scripts(tmp_path):
-    """`make demo` runs its scripts with NTRADER_MAKE_TARGET=demo-fetch / demo-backtest; its
-    DEMO_* values arrive as given (the simulator run itself is `make demo`)."""
+    """`make demo` runs its scripts with NTRADER_MAKE_TARGET=demo-fetch / demo-backtest /
+    demo-report; its DEMO_* values arrive as given (the simulator run itself is `make demo`)."""
     values = {v: hostile(tmp_path, f"{v}:") for v in ("DEMO_CATALOG", "DEMO_START", "DEMO_END")}
     env = clean_env(
         NTRADER_MAKE_TARGET="demo-fetch",
         NTRADER_RUNS=str(tmp_path / "runs"),
         **{PREFIX + k: v for k, v in values.items()},
     )
-    p = subprocess.run(
-        [sys.executable, "scripts/fetch.py", "--cfg", "job", "--resolve"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    cfg = yaml.safe_load(p.stdout)
+    cfg = resolved_config("fetch", env)
     assert cfg["symbols"] == ["AAPL"] and cfg["tag"] == "demo"
     assert cfg["dates"] == {"start": values["DEMO_START"], "end": values["DEMO_END"]}
     assert cfg["catalog"]["path"] == values["DEMO_CATALOG"]
-    env[TARGET_ENV] = "demo-report"  # the report of the demo catalog that ends make demo
-    p = subprocess.run(
-        [sys.executable, "scripts/scan.py", "--cfg", "job", "--resolve"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    cfg = yaml.safe_load(p.stdout)
+    env["NTRADER_MAKE_TARGET"] = "demo-report"  # the report of the demo catalog ending make demo
+    cfg = resolved_config("scan", env)
     assert cfg["report"] is True and cfg["catalog"]["path"] == values["DEMO_CATALOG"]
 
 
