@@ -35,7 +35,7 @@ run = NTRADER_MAKE_TARGET=$@ $(PY) scripts/$(1).py || { rc=$$?; echo "scripts/$(
 # Run a tool with the shlex-split ARGS appended (and, for sim, --port SIM_PORT before them).
 tool = NTRADER_MAKE_TARGET=$@ $(PY) -m ntrader.runs.make_args exec --
 
-.PHONY: help setup test test-all lint format bench import scan check compact log gc doctor report fetch sim demo backtest sweep rerun migrate clean-runs
+.PHONY: help setup test test-all lint format bench screenshots import scan check compact log gc doctor report fetch sim demo backtest sweep rerun migrate clean-runs
 
 help: ## Show this help (the default goal)
 	@echo "ntrader — make TARGET [VAR=value …]   (every target also takes CATALOG=dir ARGS=\"hydra overrides\")"
@@ -73,6 +73,9 @@ format: $(STAMP) ## Apply ruff fixes and formatting: make format
 bench: $(STAMP) ## Benchmarks, side by side with the reference paths; prints ratios: make bench
 	$(tool) $(PY) bench/run.py
 
+screenshots: $(STAMP) ## Regenerate the README's pictures of the report and sweep pages (needs /usr/bin/chromium): make screenshots
+	$(tool) $(PY) docs/screenshots.py
+
 import: $(STAMP) ## Import a CSV: make import CSV=bars.csv SYMBOL=NVDA.NASDAQ [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge] | many: CSV='incoming/*.csv' SYMBOL={stem}
 	@test -n "$$NTRADER_MAKE_CSV" || { echo "usage: make import CSV=path/to/bars.csv SYMBOL=NVDA [BAR=1-MINUTE-LAST] [MODE=skip|overwrite|merge]"; exit 2; }
 	@test -n "$$NTRADER_MAKE_SYMBOL" || { echo "usage: make import CSV=$$NTRADER_MAKE_CSV SYMBOL=NVDA [BAR=…] [MODE=…]  (SYMBOL is missing)"; exit 2; }
@@ -98,7 +101,7 @@ gc: $(STAMP) ## Delete retained files that commits removed more than catalog.ret
 doctor: $(STAMP) ## Check the setup (Python/.venv, catalog, IB Gateway/TWS, PostgreSQL, S3): ok/warn/fail with the fix for each, exit code = the worst: make doctor [CATALOG=dir] [IBKR_PORT=4001] [DSN=postgresql://…] [FORMAT=json]
 	@$(call run,scan)
 
-report: $(STAMP) ## Catalog report: coverage heatmap (instruments x sessions) and table as a self-contained HTML page + PNG in the run folder: make report [SYMBOL=AAPL | SET=mega_caps] [START=2024-01-02 END=2024-12-31] [BAR=1-MINUTE-LAST]
+report: $(STAMP) ## Catalog report: coverage heatmap (instruments x sessions), data-health findings and tables as a self-contained HTML page + PNG in the run folder: make report [SYMBOL=AAPL | SET=mega_caps] [START=2024-01-02 END=2024-12-31] [BAR=1-MINUTE-LAST]
 	@$(call run,scan)
 
 fetch: $(STAMP) ## Fetch bars from IBKR (prints its plan first; PLAN=1: only the plan): make fetch SYMBOLS=AAPL,MSFT START=2024-01-02 END=2024-03-28 [BAR=1-MINUTE-LAST] [PLAN=1] | SET=mega_caps DATES=last_session

@@ -3,9 +3,10 @@
 
 N instruments of daily bars over Y years (one session in a hundred dropped, so there are cells to
 colour), one file per instrument. Measured side by side: the report in process
-(``ntrader.quality.catalog_report``), ``make report`` as a whole process (``scripts/scan.py
-report=true``, start-up included) against ``make scan FORMAT=json`` of the same catalog (what a
-user reads instead), the page's size and how long headless chromium takes to load and draw it
+(``ntrader.quality.catalog_report``) and ``make report`` as a whole process (``scripts/scan.py
+report=true``, start-up included), both with the data-health findings on (the default), against
+``make scan FORMAT=json`` of the same catalog (what a user reads instead); the page's size and how
+long headless chromium takes to load and draw it
 (``--screenshot``, start-up included; skipped where ``/usr/bin/chromium`` is missing). Daily bars
 give the same cells as 1-minute bars (the cells are months at this width); what 1-minute bars add
 is the ``ts_event`` reads, which ``make check``'s area measures.
@@ -27,7 +28,7 @@ from bench.harness import Context, Row, progress, run_cmd, secs, timed
 from ntrader.catalog import Catalog
 from ntrader.catalog.barframe import random_walk_frame
 from ntrader.instruments import bar_type_for, make_equity, resolve_instrument_id
-from ntrader.quality import catalog_report
+from ntrader.quality import HealthOptions, catalog_report
 from ntrader.sessions import sessions_between
 
 DAY_NS = 86_400_000_000_000
@@ -79,7 +80,8 @@ def bench_report(ctx: Context) -> None:
     progress(f"report: {instruments} instruments x {years} years of daily bars")
     root, bars = _catalog(ctx, instruments, years)
     out = ctx.fresh_dir("report-out")
-    t_in, written = timed(lambda: catalog_report(Catalog(root), out), ctx.reps)
+    health = HealthOptions()  # on, as make report runs it by default
+    t_in, written = timed(lambda: catalog_report(Catalog(root), out, health=health), ctx.reps)
     page_mb = written.counts["page_bytes"] / 1e6
     env = ctx.env
     script = [sys.executable, "scripts/scan.py", f"catalog.path={root}"]
@@ -97,7 +99,8 @@ def bench_report(ctx: Context) -> None:
         Row(
             "report",
             f"report: make report of {instruments} instruments × {years} years of daily bars "
-            f"(one cell per {written.unit}), whole process; page size; chromium load + draw",
+            f"(one cell per {written.unit}, health findings on), whole process; page size; "
+            "chromium load + draw",
             f"{secs(t_proc.best)} (in process {secs(t_in.best)}); page {page_mb:.1f} MB; "
             f"render {shown}",
             f"make scan FORMAT=json {secs(t_scan.best)}",

@@ -51,8 +51,8 @@ def body(cfg: DictConfig, ctx: runs.RunContext) -> dict[str, object]:
     span: dict = {"start": parse_day(cfg.start, "START"), "end": parse_day(cfg.end, "END")}
     known = functools.partial(nodata.current, catalog, expiry_days=expiry)
     if cfg.report:
-        names = [bar_type] if bar_type else quality.set_bar_types(cfg.instruments, cfg.bars.spec)
-        out = quality.catalog_report(catalog, ctx.run_dir, names, cfg.report_columns, known, **span)
+        opts = quality.report_options(cfg, bar_type)  # bar types, columns, hours, health
+        out = quality.catalog_report(catalog, ctx.run_dir, no_data=known, **span, **opts)
         print(out.render())  # its seconds are in summary.json report
         return {"catalog": catalog.url, "report": out.as_dict()}
     with ctx.step("check"):

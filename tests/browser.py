@@ -12,8 +12,9 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 
 
-def chromium(page: Path, profile: Path, *flags: str) -> str:
-    """Run headless chromium on ``page``; its whole process group is ended afterwards."""
+def chromium(page: Path, profile: Path, *flags: str, fragment: str = "") -> str:
+    """Run headless chromium on ``page`` (at URL ``fragment``, e.g. ``#finding-0``); its whole
+    process group is ended afterwards."""
     proc = subprocess.Popen(
         [
             CHROMIUM,
@@ -30,7 +31,7 @@ def chromium(page: Path, profile: Path, *flags: str) -> str:
             "--window-size=1200,2000",
             "--virtual-time-budget=5000",
             *flags,
-            page.as_uri(),
+            page.as_uri() + fragment,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -95,7 +95,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def test_all_files_written(run) -> None:
     files = run["files"]
-    assert set(files) == {*CSVS, "equity", "tearsheet"}
+    assert set(files) == {*CSVS, "equity_csv", "equity", "tearsheet"}
     for path in files.values():
         assert Path(path).is_file() and Path(path).stat().st_size > 0, path
     assert _png_size(Path(files["equity"])) == (1100, 650)
@@ -208,7 +208,7 @@ def test_no_trades_still_writes_valid_files(tmp_path: Path) -> None:
         cat, bar_type, run_analysis=False, fast_ema_period=100, slow_ema_period=500
     )
     files = write_reports(engine, venue, tmp_path / "out")
-    assert set(files) == {*CSVS, "equity", "tearsheet"}
+    assert set(files) == {*CSVS, "equity_csv", "equity", "tearsheet"}
     for name in ("fills", "positions", "orders"):
         text = Path(files[name]).read_text()
         assert text == ",".join(EMPTY_HEADERS[name]) + "\n", name
@@ -228,5 +228,6 @@ def test_no_trades_still_writes_valid_files(tmp_path: Path) -> None:
 
 def test_optional_outputs_can_be_skipped(tmp_path: Path, run) -> None:
     files = write_reports(run["engine"], run["venue"], tmp_path, tearsheet=False, equity_png=False)
-    assert set(files) == set(CSVS)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.csv" for n in CSVS)
+    assert set(files) == {*CSVS, "equity_csv"}
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([*(f"{n}.csv" for n in CSVS), "equity.csv"])

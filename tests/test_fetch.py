@@ -193,8 +193,8 @@ def test_sigkill_mid_fetch_then_rerun_is_exactly_complete(tmp_path):
 
 def test_a_second_fetch_on_the_same_catalog_is_refused(tmp_path):
     root = tmp_path / "catalog"
-    # the first fetch takes 30 s (5 requests of 6 s): room for the second to start on a busy machine
-    with run_simulator(Faults(delay_ms=6000)) as sim:
+    # the first fetch takes 15 s (5 requests of 3 s): room for the second to start on a busy machine
+    with run_simulator(Faults(delay_ms=3000)) as sim:
         cmd, env = _fetch_cmd(sim.port, root, dt.date(2024, 6, 3), dt.date(2024, 6, 7))
         env["NTRADER_RUNS"] = str(tmp_path / "runs")
         first = subprocess.Popen(

@@ -1,10 +1,11 @@
 """Sweeps through Hydra's Ray launcher, and run folders on object storage — real parts, no mocks.
 
-* the same 4-job sweep (2 ok, 2 failing) through the joblib launcher and through the Ray launcher
-  on a local Ray instance (2 CPUs) started by the script: same sweep summary, same exit code;
-* `make sweep LAUNCHER=ray RAY_ADDRESS=… RUNS=s3://…` joining a Ray cluster this module starts
-  (`ray start --head`, 2 CPUs), with run folders in a bucket on the session's moto S3 server;
-* the AWS secret key in none of the files any of these sweeps wrote, locally or in the bucket;
+* `make sweep JOBS=2 RUNS=s3://…` (joblib): every job folder, the summary and the sweep page in a
+  bucket on the session's moto S3 server, the AWS secret key in none of the files it wrote;
+* (slow, `make test-all`) the same 4-job sweep (2 ok, 2 failing) through the joblib launcher and
+  through the Ray launcher on a local Ray instance (2 CPUs) started by the script: same sweep
+  summary, same exit code; and `make sweep LAUNCHER=ray RAY_ADDRESS=… RUNS=s3://…` joining a Ray
+  cluster this module starts (`ray start --head`, 2 CPUs), the same checks in its bucket;
 * single runs with RUNS=s3://…: uploaded on success and on failure; a failed upload keeps the
   folder locally and exits 4.
 
@@ -114,19 +115,24 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_sweeps(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Sweep]:
+def joblib_sweep(catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Sweep:
+    out = tmp_path_factory.mktemp("joblib-sweep")
+    return local_sweep(catalog, out / "runs", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+
+
+@pytest.fixture(scope="module")
+def local_sweeps(
+    catalog: Path, joblib_sweep: Sweep, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Sweep]:
     """The same sweep through joblib (2 workers) and through a local Ray instance (2 CPUs)."""
     out = tmp_path_factory.mktemp("local-sweeps")
-    return {
-        "joblib": local_sweep(
-            catalog, out / "joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
-        ),
-        "ray": local_sweep(
-            catalog, out / "ray", "hydra/launcher=ntrader_ray", "hydra.launcher.ray.init.num_cpus=2"
-        ),
-    }
+    ray = local_sweep(
+        catalog, out / "ray", "hydra/launcher=ntrader_ray", "hydra.launcher.ray.init.num_cpus=2"
+    )
+    return {"joblib": joblib_sweep, "ray": ray}
 
 
+@pytest.mark.slow  # a local Ray instance: about a minute (make test-all)
 def test_ray_launcher_gives_the_joblib_sweep_summary_and_exit_code(local_sweeps):
     jl, ray = local_sweeps["joblib"], local_sweeps["ray"]
     assert len(jl.rows) == JOBS
@@ -165,6 +171,7 @@ def test_a_launched_job_without_a_folder_is_a_missing_row_that_fails_the_sweep(t
     assert rows[1]["overrides"] == "symbol=MSFT" and "RUNS=s3://" in rows[1]["error"]
 
 
+@pytest.mark.slow
 def test_ray_sweep_jobs_ran_as_ray_tasks(local_sweeps):
     ray, jl = local_sweeps["ray"], local_sweeps["joblib"]
     launcher = yaml.safe_load((Path(ray.root) / "multirun.yaml").read_text())["hydra"]["launcher"]
@@ -272,18 +279,15 @@ def s3_cluster_sweep(catalog, ray_cluster, s3, tmp_path_factory):  # noqa: F811
     return p, fs, sweep_dir, stage
 
 
-def test_sweep_on_a_ray_cluster_leaves_every_job_folder_and_the_summary_in_the_bucket(
-    s3_cluster_sweep, ray_cluster
-):
-    p, fs, sweep_dir, stage = s3_cluster_sweep
+def assert_sweep_in_bucket(p, fs, sweep_dir: str, stage: Path) -> None:
+    """What a sweep on RUNS=s3://… leaves: every job folder, the summary and the sweep page in
+    the bucket, nothing in the local staging folder."""
     # make exits 2 on a failed recipe; the script's own code is named (the worst job's)
     assert p.returncode == 2 and "scripts/backtest.py exited with code 1" in p.stderr, p.stderr
     rows = csv_rows(fs.cat(f"{sweep_dir}/sweep_summary.csv").decode())
     assert [r["job"] for r in rows] == [str(n) for n in range(JOBS)]
     assert sorted(r["status"] for r in rows) == ["failed", "failed", "ok", "ok"]
     assert fs.exists(f"{sweep_dir}/leaderboard.md") and fs.exists(f"{sweep_dir}/multirun.yaml")
-    launcher = yaml.safe_load(fs.cat(f"{sweep_dir}/multirun.yaml"))["hydra"]["launcher"]
-    assert launcher["ray"]["init"]["address"] == ray_cluster.address
     for row in rows:
         job = f"{sweep_dir}/{row['job']}"
         assert row["run_dir"] == f"s3://{job}"
@@ -297,31 +301,111 @@ def test_sweep_on_a_ray_cluster_leaves_every_job_folder_and_the_summary_in_the_b
         summary = json.loads(fs.cat(f"{job}/summary.json"))
         assert summary["run_dir"] == f"s3://{job}" and summary["exit_code"] == int(row["exit_code"])
         if row["status"] == "ok":
-            assert {"fills.csv", "orders.csv", "positions.csv"} <= files
+            assert {"fills.csv", "orders.csv", "positions.csv", "equity.csv"} <= files
             assert summary["result"]["pnl"] == pytest.approx(float(row["pnl"]))
         assert f"run folder: s3://{job}" in fs.cat(f"{job}/backtest.log").decode()
+    # the sweep page is in the bucket too, its curves read from the jobs' folders there
+    assert f"sweep page: s3://{sweep_dir}/sweep.html" in p.stdout
+    page = stage.parent / "sweep.html"
+    page.write_bytes(fs.cat(f"{sweep_dir}/sweep.html"))
+    panels = rendered_panels(page, stage.parent / "chromium")
+    heat, curves = panels["heatmap-0"], panels["equity-1"]
+    assert [c["name"].split(":")[0] for c in curves] == [
+        f"job {r['job']}" for r in rows if r["status"] == "ok"
+    ]  # best first, as sweep_summary.csv ranks them
+    for curve in curves:
+        final = json.loads(fs.cat(f"{sweep_dir}/{curve['name'].split()[1][:-1]}/summary.json"))
+        assert curve["y"][-1] == pytest.approx(final["result"]["final_equity"], abs=0.01)
+    assert heat[0]["x"] == ["AAPL", "NVDA"] and heat[0]["y"] == ["5", "10"]
+    assert [z[1] for z in heat[0]["z"]] == [None, None]  # NVDA's jobs failed: empty cells
+    page.unlink()
     # nothing left behind in the local staging folder: every job folder went to the bucket
     assert not [f for f in stage.rglob("*") if f.is_file()]
+
+
+@pytest.fixture(scope="module")
+def s3_sweep(catalog, s3, tmp_path_factory):  # noqa: F811
+    """`make sweep … JOBS=2 RUNS=s3://bucket/runs` (joblib), staging under tmp."""
+    bucket = s3.fresh_bucket()
+    stage = tmp_path_factory.mktemp("stage-joblib")
+    p = subprocess.run(
+        [
+            "make",
+            "-s",
+            "sweep",
+            f"SYMBOLS={SYMBOLS}",
+            "JOBS=2",
+            f"RUNS=s3://{bucket}/runs",
+            f"CATALOG={catalog}",
+            f"ARGS={' '.join(SWEEP)}",
+        ],
+        cwd=REPO,
+        env=env_with("runs-not-used", NTRADER_STAGING=str(stage), **s3.env),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    fs = s3.fs()
+    (sweep_dir,) = fs.ls(f"{bucket}/runs/backtest/multirun")
+    return p, fs, sweep_dir, stage
+
+
+def test_a_sweep_into_a_bucket_leaves_every_job_folder_the_summary_and_the_page_there(s3_sweep):
+    assert_sweep_in_bucket(*s3_sweep)
+
+
+@pytest.mark.slow  # a Ray cluster: about a minute (make test-all)
+def test_sweep_on_a_ray_cluster_leaves_every_job_folder_and_the_summary_in_the_bucket(
+    s3_cluster_sweep, ray_cluster
+):
+    p, fs, sweep_dir, stage = s3_cluster_sweep
+    assert_sweep_in_bucket(p, fs, sweep_dir, stage)
+    launcher = yaml.safe_load(fs.cat(f"{sweep_dir}/multirun.yaml"))["hydra"]["launcher"]
+    assert launcher["ray"]["init"]["address"] == ray_cluster.address
     # the jobs ran on the cluster this module started (its workers' logs hold their output)
     worker_logs = (ray_cluster.temp_dir / "session_latest" / "logs").glob("worker-*.out")
     assert any("Backtest AAPL.NASDAQ" in f.read_text(errors="replace") for f in worker_logs)
 
 
-def test_aws_secret_key_is_in_no_output_file(s3_cluster_sweep, local_sweeps, catalog):
-    p, fs, sweep_dir, stage = s3_cluster_sweep
+def rendered_panels(page: Path, profile: Path) -> dict[str, list[dict]]:
+    """The plotly panels of a page as headless chromium drew them (their data-rendered)."""
+    from html.parser import HTMLParser
+
+    from .browser import chromium
+
+    found: dict[str, list[dict]] = {}
+
+    class Panels(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            a = dict(attrs)
+            if "data-rendered" in a:
+                found[str(a["id"])] = json.loads(str(a["data-rendered"]))
+
+    Panels().feed(chromium(page, profile, "--dump-dom"))
+    return found
+
+
+def _assert_no_secret(sweeps: list, local_roots: list[Path]) -> None:
     secret = SECRET_KEY.encode()
-    in_bucket = fs.find(sweep_dir.split("/", 1)[0])
-    assert len(in_bucket) >= 4 * JOBS  # the upload used those credentials
-    assert not [f for f in in_bucket if secret in fs.cat(f)]
-    local = [
-        f
-        for root in (stage, catalog.parent, *(Path(s.root) for s in local_sweeps.values()))
-        for f in root.rglob("*")
-        if f.is_file()
-    ]
+    for p, fs, sweep_dir, _stage in sweeps:
+        in_bucket = fs.find(sweep_dir.split("/", 1)[0])  # the whole bucket
+        assert len(in_bucket) >= 4 * JOBS  # the upload used those credentials
+        assert not [f for f in in_bucket if secret in fs.cat(f)]
+        assert SECRET_KEY not in p.stdout + p.stderr
+    stages = [stage for *_, stage in sweeps]
+    local = [f for root in (*stages, *local_roots) for f in root.rglob("*") if f.is_file()]
     assert len(local) > 20
     assert not [f for f in local if secret in f.read_bytes()]
-    assert SECRET_KEY not in p.stdout + p.stderr
+
+
+def test_aws_secret_key_is_in_no_output_file(s3_sweep, joblib_sweep, catalog):
+    _assert_no_secret([s3_sweep], [catalog.parent, Path(joblib_sweep.root)])
+
+
+@pytest.mark.slow
+def test_aws_secret_key_is_in_no_output_file_of_ray_sweeps(s3_cluster_sweep, local_sweeps, catalog):
+    roots = [catalog.parent, *(Path(s.root) for s in local_sweeps.values())]
+    _assert_no_secret([s3_cluster_sweep], roots)
 
 
 # ------------------------------------------------------------------------ single runs on S3

@@ -87,3 +87,53 @@ def test_the_curves_are_the_top_jobs_equity(sweep):
         final = json.loads((Path(row["run_dir"]) / "summary.json").read_text())["result"]
         assert curve["y"][-1] == pytest.approx(final["final_equity"], abs=0.01)
         assert curve["y"][0] == pytest.approx(final["starting_balance"])
+
+
+def _rows(cs: list[str]) -> list[dict[str, str]]:
+    """A synthetic sweep over a × b × c, the metric a function of the three."""
+    rows = []
+    for n, (a, b, c) in enumerate((a, b, c) for c in cs for b in ("x", "y") for a in ("1", "2")):
+        metric = int(a) + 10 * (b == "y") + 100 * cs.index(c)
+        rows.append({"job": str(n), "status": "ok", "exit_code": "0", "a": a, "b": b, "c": c,
+                     "sharpe": str(metric), "run_dir": f"/nonexistent/{n}"})  # fmt: skip
+    return rows
+
+
+def _shown(page: Path, tmp: Path, fragment: str = "") -> dict[str, dict]:
+    dom = chromium(page, tmp / f"p{len(fragment)}", "--dump-dom", fragment=fragment)
+    found: dict[str, dict] = {}
+
+    class Divs(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            a = dict(attrs)
+            if tag == "div" and "data-rendered" in a:
+                found[a["id"]] = {"fig": json.loads(a["data-rendered"])[0],
+                                  "fixed": json.loads(a.get("data-fixed") or "{}")}  # fmt: skip
+
+    Divs().feed(dom)
+    return found
+
+
+def test_keys_beyond_two_are_panels_then_a_selector(tmp_path):
+    from ntrader.backtest.sweep_page import MAX_PANELS, write_sweep_page
+
+    few = _rows(["c0", "c1"])
+    best_first = sorted(few, key=lambda r: -float(r["sharpe"]))  # as the summary ranks them
+    written = write_sweep_page(tmp_path / "few", best_first, ["a", "b", "c"], "sharpe")
+    panels = _shown(Path(written), tmp_path)
+    assert sorted(panels) == ["heatmap-0", "heatmap-1"]  # one panel per value of c
+    for n, c in enumerate(["c0", "c1"]):
+        shown = panels[f"heatmap-{n}"]
+        # axes in the numbers' order, not the ranking's
+        assert shown["fixed"] == {"c": c} and shown["fig"]["x"] == ["1", "2"]
+        assert shown["fig"]["y"] == ["x", "y"]
+        assert shown["fig"]["z"] == [[1 + 100 * n, 2 + 100 * n], [11 + 100 * n, 12 + 100 * n]]
+
+    many = [f"c{i}" for i in range(MAX_PANELS + 1)]  # too many panels: a drop-down for c
+    page = Path(write_sweep_page(tmp_path / "many", _rows(many), ["a", "b", "c"], "sharpe"))
+    assert page.read_text().count("<option>") == len(many)
+    first = _shown(page, tmp_path)
+    assert list(first) == ["heatmap-selected"] and first["heatmap-selected"]["fixed"] == {"c": "c0"}
+    picked = _shown(page, tmp_path, "#c=c7")["heatmap-selected"]
+    assert picked["fixed"] == {"c": "c7"}
+    assert picked["fig"]["z"] == [[701, 702], [711, 712]]  # the rows of c=c7, from the summary

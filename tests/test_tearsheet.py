@@ -304,6 +304,6 @@ def test_a_tearsheet_that_cannot_be_written_is_a_warning(tmp_path: Path) -> None
         files = write_reports(engine, venue, out, summary=summarize(engine, venue))
     finally:
         logger.remove(sink)
-    assert set(files) == {"fills", "positions", "orders", "account", "equity"}
+    assert set(files) == {"fills", "positions", "orders", "account", "equity_csv", "equity"}
     assert any("tearsheet not written: IsADirectoryError" in m for m in messages), messages
     assert (out / "tearsheet.html").is_dir()  # nothing of ours removed it

@@ -42,45 +42,9 @@ from ntrader.errors import SYSTEM_ERROR
 from ntrader.runs import notify
 from ntrader.runs import store as run_store
 from ntrader.runs.logs import setup_logging
+from ntrader.runs.store import Folder
 from ntrader.runs.task import set_job_label
 from ntrader.secrets import redact, scrub_files
-
-
-class Folder:
-    """A folder read and written through fsspec: a local path or a URL (``s3://…``)."""
-
-    def __init__(self, where: str | Path) -> None:
-        self.where = str(where).rstrip("/")
-        self.fs, self.path = run_store.filesystem(self.where)
-        self.name = self.path.rstrip("/").rsplit("/", 1)[-1]
-
-    def child(self, name: str) -> Folder:
-        return Folder(f"{self.where}/{name}")
-
-    def read_text(self, name: str) -> str | None:
-        try:
-            return bytes(self.fs.cat_file(f"{self.path}/{name}")).decode()
-        except FileNotFoundError:
-            return None
-
-    def write_text(self, name: str, text: str) -> str:
-        self.fs.pipe_file(f"{self.path}/{name}", text.encode())
-        return f"{self.where}/{name}"
-
-    def job_folders(self) -> list[Folder]:
-        """The numbered job folders, in job order."""
-        self.fs.invalidate_cache(self.path)
-        try:
-            entries = self.fs.ls(self.path, detail=True)
-        except FileNotFoundError:
-            return []
-        names = [
-            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
-            for e in entries
-            if e.get("type") == "directory"
-        ]
-        return [self.child(n) for n in sorted((n for n in names if n.isdigit()), key=int)]
-
 
 # ---------------------------------------------------------------- overrides and swept keys
 
@@ -354,7 +318,6 @@ class SweepSummary(Callback):
             csv_path, md_path, ranked = write_summary(
                 sweep_dir, self.rank_by, expected=expected, swept=swept
             )
-            page = sweep_page.write_or_warn(sweep_dir, ranked, swept, self.rank_by)
         else:
             try:
                 csv_path, md_path, ranked = _summarise_in_store(
@@ -374,14 +337,22 @@ class SweepSummary(Callback):
                 codes = [r.get("exit_code") for r in ranked] + [SYSTEM_ERROR]  # the upload
                 notify.sweep_ended(config.get("notify"), str(sweep_dir), codes, str(md_path))
                 return  # the exit code stays 4
+        page = sweep_page.write_or_warn(
+            Folder(url or sweep_dir), ranked, swept, self.rank_by, _equity_csv
+        )
         codes = [r.get("exit_code") for r in ranked]
         runs.set_multirun_exit_code(
             max([c if isinstance(c, int) else SYSTEM_ERROR for c in codes] + [0])
         )
         report(ranked, csv_path, md_path, self.rank_by, self.prefetched)
-        if url is None and page is not None:
+        if page is not None:
             print(f"sweep page: {page}")
         notify.sweep_ended(config.get("notify"), url or str(sweep_dir), codes, str(md_path))
+
+
+def _equity_csv(run_dir: str) -> str | None:
+    """A job's ``equity.csv`` (local or in the store), for the sweep page."""
+    return Folder(run_dir).read_text("equity.csv") if run_dir else None
 
 
 def _summarise_in_store(

@@ -187,8 +187,8 @@ def build(
     for bt in bar_types:
         cal = calendar_for_venue(instrument_of(bt).rsplit(".", 1)[1])
         tz = calendar_timezone(cal)
-        lo = None if start is None else _midnight_ns(start, tz)
-        hi = None if end is None else _midnight_ns(end + dt.timedelta(days=2), tz)
+        lo = None if start is None else midnight_ns(start, tz)
+        hi = None if end is None else midnight_ns(end + dt.timedelta(days=2), tz)
         ts = (
             np.asarray(read_ts(bt, lo, hi), dtype=np.int64) if bt in have else np.empty(0, np.int64)
         )
@@ -230,5 +230,6 @@ def build(
     return Coverage(all_dates, rows, start, end)
 
 
-def _midnight_ns(day: dt.date, tz: str) -> int:
+def midnight_ns(day: dt.date, tz: str) -> int:
+    """Local midnight starting ``day`` in ``tz``, as UTC ns."""
     return int(local_hour_ns(np.array([day], dtype="datetime64[D]"), tz, 0)[0])

@@ -6,7 +6,8 @@ Per bar spec a heatmap of instruments × sessions (weeks or months when wide; se
 holidays never cells; hovering a cell shows its numbers and, when it is not complete, the
 ``make fetch`` that fills it. Then a table per bar type — first, last, rows, files, bytes (the
 numbers ``make scan FORMAT=json`` prints, from the same listing) and its sessions by status — and
-the catalog's totals.
+the catalog's totals. With the health checks on, the data-health findings are marked in their
+cells and listed in a sortable table linked to them (``ntrader.quality.findings_page``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from ntrader.quality.coverage import (
     STATUS,
     Coverage,
 )
+from ntrader.quality.findings import Finding
+from ntrader.quality.findings_page import SCRIPT, Placed, by_cell, cell_text, overlay, place, table
 
 COLOURS = {
     OUTSIDE: "#e5e5e5",
@@ -52,6 +55,17 @@ class Written:
     def as_dict(self) -> dict[str, Any]:
         return {"html": str(self.html), "png": str(self.png), "cell": self.unit, **self.counts}
 
+    def _health(self) -> str:
+        c = self.counts
+        if "findings" not in c:
+            return "  health:  not checked (report_health=false)\n"
+        kinds = ", ".join(
+            f"{k.removeprefix('findings_')} {n:,}"
+            for k, n in c.items()
+            if k.startswith("findings_")
+        )
+        return f"  health:  {c['findings']:,} finding(s){': ' + kinds if kinds else ''}\n"
+
     def render(self) -> str:
         """What ``make report`` prints."""
         c = self.counts
@@ -61,7 +75,8 @@ class Written:
             + f" over {c['sessions']:,} session(s), "
             f"one cell per {self.unit}: {c['complete']:,} complete, {c['partial']:,} partial, "
             f"{c['missing']:,} missing, {c['nodata']:,} IB had no data\n"
-            f"  page:    {self.html} ({c['page_bytes'] / 1e6:.1f} MB, opens without a network)\n"
+            + self._health()
+            + f"  page:    {self.html} ({c['page_bytes'] / 1e6:.1f} MB, opens without a network)\n"
             f"  picture: {self.png}"
         )
 
@@ -75,7 +90,15 @@ def _colourscale() -> list[list[Any]]:
     return scale
 
 
-def _figure(cov: Coverage, spec: str, unit: str, cols: list, cells: list, url: str) -> dict:
+def _figure(
+    cov: Coverage,
+    spec: str,
+    unit: str,
+    cols: list,
+    cells: list,
+    url: str,
+    marks: dict[tuple[str, str], list[Placed]],
+) -> dict:
     rows = [i for i, r in enumerate(cov.rows) if r.spec == spec]
     y = [cov.rows[i].instrument_id for i in rows]
     z: list[list[int | None]] = []
@@ -96,6 +119,7 @@ def _figure(cov: Coverage, spec: str, unit: str, cols: list, cells: list, url: s
                     cell["sessions"],
                     STATUS.get(code, "not a session"),
                     fill,
+                    cell_text(marks.get((col.label, y[len(z)]), [])),
                 ]
             )
         z.append(zr)
@@ -103,6 +127,7 @@ def _figure(cov: Coverage, spec: str, unit: str, cols: list, cells: list, url: s
     hover = (
         "%{y} · %{x}<br>%{customdata[4]}<br>bars %{customdata[0]:,} of %{customdata[1]:,}"
         "<br>sessions complete %{customdata[2]} of %{customdata[3]}<br>%{customdata[5]}"
+        "<br>%{customdata[6]}"
         "<extra></extra>"
     )
     return {
@@ -120,7 +145,8 @@ def _figure(cov: Coverage, spec: str, unit: str, cols: list, cells: list, url: s
                 "showscale": False,
                 "xgap": 1,
                 "ygap": 1,
-            }
+            },
+            *([overlay(marks)] if marks else []),
         ],
         "layout": {
             "title": {"text": f"{spec}: {len(y)} instrument(s) × {len(cols)} {unit}(s)"},
@@ -161,15 +187,24 @@ def _table(records: list[dict[str, Any]], cov: Coverage) -> str:
 
 
 def render_page(
-    cov: Coverage, records: list[dict[str, Any]], url: str, max_columns: int = 120
+    cov: Coverage,
+    records: list[dict[str, Any]],
+    url: str,
+    max_columns: int = 120,
+    findings: list[Finding] | None = None,
 ) -> tuple[str, str, dict[str, dict]]:
-    """The page's HTML, its cell unit and the figure of each bar spec."""
+    """The page's HTML, its cell unit and the figure of each bar spec; ``findings``: the
+    data-health findings (None: not checked)."""
     import plotly.offline
 
     unit, cols = cov.columns(max_columns)
     cells = cov.cells(cols)
-    specs = sorted({r.spec for r in cov.rows})
-    figures = {s: _figure(cov, s, unit, cols, cells, url) for s in specs}
+    specs = sorted({r.spec for r in cov.rows})  # findings are of stored bar types: rows
+    placed = place(findings or [], specs, cols)
+    figures = {
+        s: _figure(cov, s, unit, cols, cells, url, by_cell(placed, f"cov-{n}"))
+        for n, s in enumerate(specs)
+    }
     totals = {
         "bar types": len(records),
         "rows": sum(r["rows"] for r in records),
@@ -181,6 +216,11 @@ def render_page(
     for n, (spec, fig) in enumerate(figures.items()):
         divs.append(f"<h2>{html.escape(spec)}</h2><div id='cov-{n}' class='coverage'></div>")
         calls.append(f"draw('cov-{n}', {json.dumps(fig)});")
+    health = (
+        "<p id='health-off'>Not checked (<code>report_health=false</code>).</p>"
+        if findings is None
+        else table(placed)
+    )
     total_html = "".join(f"<td data-key='{html.escape(k)}'>{v:,}</td>" for k, v in totals.items())
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>ntrader catalog report</title>
@@ -189,6 +229,8 @@ body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #222; }}
 table {{ border-collapse: collapse; margin: 12px 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
+table.sortable th {{ cursor: pointer; }} #findings td, #findings th {{ text-align: left; }}
+#findings tr {{ cursor: pointer; }} #findings tr.selected {{ background: #fff3c4; }}
 .legend .key {{ margin-right: 16px; }} .legend i {{ display: inline-block; width: 12px;
 height: 12px; margin-right: 4px; vertical-align: middle; }}
 </style>
@@ -203,22 +245,33 @@ cells: one per {unit} · written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC</p>
 {"".join(divs) or "<p>The catalog holds no bars.</p>"}
 <h2>Bar types</h2>
 {_table(records, cov)}
+<h2 id="health">Data health</h2>
+{health}
 <script>
+{SCRIPT}
+const drawn = [];
 function draw(id, fig) {{
   const el = document.getElementById(id);
-  Plotly.newPlot(el, fig.data, fig.layout, {{displaylogo: false, responsive: true}}).then(gd => {{
-    el.dataset.rendered = JSON.stringify({{x: gd.data[0].x, y: gd.data[0].y, z: gd.data[0].z}});
-  }});
+  drawn.push(Plotly.newPlot(el, fig.data, fig.layout, {{displaylogo: false, responsive: true}})
+    .then(gd => {{
+      el.dataset.rendered = JSON.stringify({{x: gd.data[0].x, y: gd.data[0].y, z: gd.data[0].z}});
+      gd.on('plotly_click', ev => {{ const p = ev.points[0];
+        location.hash = 'cell=' + [id, p.x, p.y].join('|'); }});
+    }}));
 }}
 {"".join(calls)}
+Promise.all(drawn).then(route);
 </script>
 </body></html>
 """
     return page, unit, figures
 
 
-def write_png(cov: Coverage, path: Path, max_columns: int = 120) -> None:
-    """The coverage as a picture (matplotlib, one panel per bar spec), for mail and README."""
+def write_png(
+    cov: Coverage, path: Path, max_columns: int = 120, findings: list[Finding] | None = None
+) -> None:
+    """The coverage as a picture (matplotlib, one panel per bar spec), for mail and README;
+    the cells with data-health findings marked × as on the page."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -227,7 +280,7 @@ def write_png(cov: Coverage, path: Path, max_columns: int = 120) -> None:
 
     unit, cols = cov.columns(max_columns)
     cells = cov.cells(cols)
-    specs = sorted({r.spec for r in cov.rows}) or ["(no bars)"]
+    specs = sorted({r.spec for r in cov.rows}) or ["(no bars)"]  # as render_page orders them
     heights = [max(1, sum(r.spec == s for r in cov.rows)) for s in specs]
     fig, axes = plt.subplots(
         len(specs),
@@ -238,12 +291,25 @@ def write_png(cov: Coverage, path: Path, max_columns: int = 120) -> None:
     )
     cmap = ListedColormap([COLOURS[c] for c in _CODES])
     norm = BoundaryNorm([c - 0.5 for c in _CODES] + [COMPLETE + 0.5], cmap.N)
-    for ax, spec in zip(axes[:, 0], specs, strict=True):
+    placed = place(findings or [], specs, cols)
+    for n, (ax, spec) in enumerate(zip(axes[:, 0], specs, strict=True)):
         idx = [i for i, r in enumerate(cov.rows) if r.spec == spec]
         z = np.ma.masked_equal(
             np.array([[c["code"] for c in cells[i]] for i in idx] or [[NOT_SESSION]]), NOT_SESSION
         )
         ax.imshow(z, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+        marks = by_cell(placed, f"cov-{n}")
+        if marks:
+            labels = {c.label: k for k, c in enumerate(cols)}
+            names = {cov.rows[i].instrument_id: k for k, i in enumerate(idx)}
+            ax.scatter(
+                [labels[x] for x, _ in marks],
+                [names[y] for _, y in marks],
+                marker="x",
+                s=30,
+                c="#111",
+                linewidths=1.5,
+            )
         ax.set_yticks(range(len(idx)), [cov.rows[i].instrument_id for i in idx], fontsize=7)
         step = max(1, len(cols) // 12)
         ax.set_xticks(range(0, len(cols), step), [c.label for c in cols][::step], fontsize=7)

@@ -9,13 +9,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ntrader.catalog.catalog import Catalog
 from ntrader.catalog.inventory import record
 from ntrader.errors import DataError, InputError
-from ntrader.quality.coverage import COMPLETE, MISSING, NODATA, PARTIAL, build
+from ntrader.quality.coverage import COMPLETE, MISSING, NODATA, PARTIAL, build, midnight_ns
 from ntrader.quality.coverage_page import Written, render_page, write_png
-from ntrader.sessions import check_hours
-from ntrader.symbols import bar_type_text, instrument_id_text
+from ntrader.quality.findings import health_findings
+from ntrader.quality.health import HealthOptions
+from ntrader.sessions import calendar_for_venue, calendar_timezone, check_hours, local_dates
+from ntrader.symbols import bar_type_text, instrument_id_text, instrument_of
 
 
 def catalog_report(
@@ -28,12 +32,15 @@ def catalog_report(
     start: dt.date | None = None,
     end: dt.date | None = None,
     hours: str = "regular",
+    health: HealthOptions | None = None,
 ) -> Written:
     """Write ``catalog_report.html`` and ``coverage.png`` into ``out_dir`` for ``bar_types``
     (None: every bar type of the catalog) over ``start .. end`` (None: what is stored). Cells
     are sessions, or weeks or months when there are more than ``max_columns``. ``no_data(bt)``:
     the trusted "no data" records of a bar type by session (``ntrader.ibkr.nodata.current``,
-    bound to its expiry by the caller), drawn as "IB had no data"; None: none known."""
+    bound to its expiry by the caller), drawn as "IB had no data"; None: none known. ``health``:
+    the data-health checks of ``make check`` run over each stored bar type's bars in the range,
+    listed as findings linked to their cells (None: not checked, and only ``ts_event`` is read)."""
     if int(max_columns) < 1:
         raise InputError(f"report_columns must be >= 1, got {max_columns}")
     if start and end and start > end:
@@ -61,11 +68,14 @@ def catalog_report(
         hours=hours,
         stored_bar_types=stored,
     )
-    page, unit, _ = render_page(cov, records, catalog.url, max_columns)
+    found = None
+    if health is not None:
+        found = health_findings(stored, lambda bt: _bars_in_range(catalog, bt, start, end), health)
+    page, unit, _ = render_page(cov, records, catalog.url, max_columns, found)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, png_path = out_dir / "catalog_report.html", out_dir / "coverage.png"
     html_path.write_text(page, encoding="utf-8")
-    write_png(cov, png_path, max_columns)
+    write_png(cov, png_path, max_columns, found)
     codes = [r.code for r in cov.rows]
     counts = {
         "bar_types": len(records),
@@ -77,9 +87,51 @@ def catalog_report(
         "nodata": sum(int((c == NODATA).sum()) for c in codes),
         "page_bytes": html_path.stat().st_size,
     }
+    if found is not None:
+        counts["findings"] = len(found)
+        counts.update({f"findings_{k}": n for k, n in _by_kind(found).items()})
     written = Written(html_path, png_path, unit, counts)
     written.counts["seconds"] = round(time.perf_counter() - t0, 3)  # type: ignore[assignment]
     return written
+
+
+def _bars_in_range(catalog: Catalog, bt: str, start: dt.date | None, end: dt.date | None):
+    """The bars of ``bt`` whose session is in ``start .. end`` (either open)."""
+    tz = calendar_timezone(calendar_for_venue(instrument_of(bt).rsplit(".", 1)[1]))
+    lo = None if start is None else midnight_ns(start, tz)
+    hi = None if end is None else midnight_ns(end + dt.timedelta(days=2), tz)
+    bars = catalog.read(bt, lo, hi)
+    if start is None and end is None:
+        return bars
+    days = local_dates(bars.ts_event - 1, tz)
+    keep = np.ones(len(bars), dtype=bool)
+    if start is not None:
+        keep &= days >= np.datetime64(start, "D")
+    if end is not None:
+        keep &= days <= np.datetime64(end, "D")
+    return bars.take(np.flatnonzero(keep))
+
+
+def _by_kind(found: list) -> dict[str, int]:
+    """Findings' bars (or runs, or splits) per kind: make check's counts, summed."""
+    out: dict[str, int] = {}
+    for f in found:
+        out[f.kind] = out.get(f.kind, 0) + f.count
+    return out
+
+
+def report_options(cfg: Mapping[str, Any], bar_type: str | None = None) -> dict[str, Any]:
+    """``conf/scan.yaml``'s report settings as :func:`catalog_report` keywords: the bar types
+    (``bar_type``, else the instrument set's, else all), ``report_columns``, ``check.hours`` and,
+    when ``report_health`` is true, the ``health.*`` thresholds."""
+    check = cfg.get("check") or {}
+    names = [bar_type] if bar_type else set_bar_types(cfg["instruments"], cfg["bars"]["spec"])
+    return {
+        "bar_types": names,
+        "max_columns": int(cfg.get("report_columns", 120)),
+        "hours": str(check.get("hours", "regular")),
+        "health": HealthOptions.of(cfg.get("health") or {}) if cfg.get("report_health") else None,
+    }
 
 
 def set_bar_types(instruments: Mapping[str, Any], spec: object) -> list[str] | None:

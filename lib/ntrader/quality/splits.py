@@ -31,6 +31,7 @@ from ntrader.catalog.corporate import nearest_split_ratio, ratio_label
 DEFAULT_TOLERANCE = 0.08
 BOUNDARY_NS = 4 * 3600 * 10**9  # a pause longer than this between two bars ends a session
 WINDOW = 10  # sessions of volume compared on each side (medians)
+_RATIOS = np.array([float(r) for r in SPLIT_RATIOS])
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,16 @@ def find_possible_splits(
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = c[starts[1:] - 1] / o[starts[1:]]
     session_volume = np.add.reduceat(v, starts)
+    # Only a boundary within tolerance of some split ratio can be one (vectorised; most are
+    # ordinary nights): nearest_split_ratio, exact in Fractions, decides for those alone.
+    near = np.zeros(ratios.size, dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for split_ratio in _RATIOS:
+            near |= np.abs(ratios / split_ratio - 1.0) <= tolerance + 1e-9
     found: list[PossibleSplit] = []
-    for k, r in enumerate(ratios.tolist(), start=1):  # k: the session after the boundary
+    for k in np.flatnonzero(near).tolist():
+        r = float(ratios[k])
+        k += 1  # the session after the boundary
         split = nearest_split_ratio(r, tolerance)
         if split is None:
             continue

@@ -110,3 +110,39 @@ def publish(local_dir: Path) -> str | None:
     # Empty parent folders stay: a sibling job may be creating its folder next to this one.
     shutil.rmtree(local_dir, ignore_errors=True)
     return url
+
+
+class Folder:
+    """A folder read and written through fsspec: a local path or a URL (``s3://…``)."""
+
+    def __init__(self, where: str | Path) -> None:
+        self.where = str(where).rstrip("/")
+        self.fs, self.path = filesystem(self.where)
+        self.name = self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def child(self, name: str) -> Folder:
+        return Folder(f"{self.where}/{name}")
+
+    def read_text(self, name: str) -> str | None:
+        try:
+            return bytes(self.fs.cat_file(f"{self.path}/{name}")).decode()
+        except FileNotFoundError:
+            return None
+
+    def write_text(self, name: str, text: str) -> str:
+        self.fs.pipe_file(f"{self.path}/{name}", text.encode())
+        return f"{self.where}/{name}"
+
+    def job_folders(self) -> list[Folder]:
+        """The numbered job folders, in job order."""
+        self.fs.invalidate_cache(self.path)
+        try:
+            entries = self.fs.ls(self.path, detail=True)
+        except FileNotFoundError:
+            return []
+        names = [
+            str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
+            for e in entries
+            if e.get("type") == "directory"
+        ]
+        return [self.child(n) for n in sorted((n for n in names if n.isdigit()), key=int)]
