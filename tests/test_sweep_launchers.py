@@ -254,16 +254,23 @@ def ray_cluster(s3) -> Iterator[Cluster]:  # noqa: F811
 @pytest.fixture(scope="module")
 def s3_cluster_sweep(catalog, ray_cluster, s3, tmp_path_factory):  # noqa: F811
     """`make sweep … LAUNCHER=ray RAY_ADDRESS=… RUNS=s3://bucket/runs`, staging under tmp."""
-    bucket = s3.fresh_bucket()
     stage = tmp_path_factory.mktemp("stage")
+    return sweep_into_bucket(
+        catalog, s3, stage, "LAUNCHER=ray", f"RAY_ADDRESS={ray_cluster.address}"
+    )
+
+
+def sweep_into_bucket(catalog: Path, s3, stage: Path, *launcher: str):  # noqa: F811
+    """`make sweep … RUNS=s3://<a fresh bucket>/runs` with ``launcher``'s make variables: the
+    completed process, the bucket's filesystem, the sweep folder in it and the staging folder."""
+    bucket = s3.fresh_bucket()
     p = subprocess.run(
         [
             "make",
             "-s",
             "sweep",
             f"SYMBOLS={SYMBOLS}",
-            "LAUNCHER=ray",
-            f"RAY_ADDRESS={ray_cluster.address}",
+            *launcher,
             f"RUNS=s3://{bucket}/runs",
             f"CATALOG={catalog}",
             f"ARGS={' '.join(SWEEP)}",
@@ -326,28 +333,7 @@ def assert_sweep_in_bucket(p, fs, sweep_dir: str, stage: Path) -> None:
 @pytest.fixture(scope="module")
 def s3_sweep(catalog, s3, tmp_path_factory):  # noqa: F811
     """`make sweep … JOBS=2 RUNS=s3://bucket/runs` (joblib), staging under tmp."""
-    bucket = s3.fresh_bucket()
-    stage = tmp_path_factory.mktemp("stage-joblib")
-    p = subprocess.run(
-        [
-            "make",
-            "-s",
-            "sweep",
-            f"SYMBOLS={SYMBOLS}",
-            "JOBS=2",
-            f"RUNS=s3://{bucket}/runs",
-            f"CATALOG={catalog}",
-            f"ARGS={' '.join(SWEEP)}",
-        ],
-        cwd=REPO,
-        env=env_with("runs-not-used", NTRADER_STAGING=str(stage), **s3.env),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    fs = s3.fs()
-    (sweep_dir,) = fs.ls(f"{bucket}/runs/backtest/multirun")
-    return p, fs, sweep_dir, stage
+    return sweep_into_bucket(catalog, s3, tmp_path_factory.mktemp("stage-joblib"), "JOBS=2")
 
 
 def test_a_sweep_into_a_bucket_leaves_every_job_folder_the_summary_and_the_page_there(s3_sweep):

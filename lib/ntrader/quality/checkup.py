@@ -245,13 +245,7 @@ def check_bar_type(
         hours=hours,
         min_run=min_gap_bars,
     )
-    issues = check_health(
-        frame,
-        jump_threshold=opts.jump_threshold,
-        zero_volume_run=opts.zero_volume_run,
-        split_tolerance=opts.split_tolerance,
-        tz=tz,
-    )
+    issues = check_health(frame, **opts.thresholds(), tz=tz)
     records = dict(no_data or {})
     sym = str(instrument_id)
     url = catalog.url

@@ -41,15 +41,10 @@ STATUS = {
 }
 
 
-@dataclass
-class Row:
-    """One bar type over the matrix's dates: bars present / expected per date (0 / 0 where the
-    date is not one of its sessions) and each date's code."""
+class OfBarType:
+    """Something about one bar type (``bar_type``): its instrument id and bar spec."""
 
     bar_type: str
-    present: np.ndarray  # int64 per date
-    expected: np.ndarray  # int64 per date
-    code: np.ndarray  # int8 per date
 
     @property
     def instrument_id(self) -> str:
@@ -58,6 +53,17 @@ class Row:
     @property
     def spec(self) -> str:
         return spec_of(self.bar_type)
+
+
+@dataclass
+class Row(OfBarType):
+    """One bar type over the matrix's dates: bars present / expected per date (0 / 0 where the
+    date is not one of its sessions) and each date's code."""
+
+    bar_type: str
+    present: np.ndarray  # int64 per date
+    expected: np.ndarray  # int64 per date
+    code: np.ndarray  # int8 per date
 
 
 @dataclass

@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ntrader.catalog.barframe import BarFrame
+from ntrader.quality.coverage import OfBarType
 from ntrader.quality.health import KINDS, HealthOptions, check_health
 from ntrader.quality.splits import find_possible_splits
 from ntrader.sessions import calendar_for_venue, calendar_timezone, local_dates
-from ntrader.symbols import instrument_of, spec_of
+from ntrader.symbols import instrument_of
 
 DETAIL = {
     "ohlc_inconsistent": "{n} bar(s) with high < max(open, close), low > min(open, close) or "
@@ -33,21 +34,13 @@ DETAIL = {
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(OfBarType):
     bar_type: str
     kind: str  # one of ntrader.quality.health.KINDS
     session: dt.date  # the exchange-local session date of its bars
     count: int
     first_ts: int  # ts_event (ns) of its first bar
     detail: str
-
-    @property
-    def instrument_id(self) -> str:
-        return instrument_of(self.bar_type)
-
-    @property
-    def spec(self) -> str:
-        return spec_of(self.bar_type)
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "session": self.session.isoformat()}
@@ -56,14 +49,8 @@ class Finding:
 def bar_type_findings(bar_type: str, bars: BarFrame, options: HealthOptions) -> list[Finding]:
     """The findings of one bar series, by kind (``KINDS`` order), then session."""
     tz = calendar_timezone(calendar_for_venue(instrument_of(bar_type).rsplit(".", 1)[1]))
-    issues = check_health(
-        bars,
-        jump_threshold=options.jump_threshold,
-        zero_volume_run=options.zero_volume_run,
-        split_tolerance=options.split_tolerance,
-        tz=tz,
-        max_examples=max(1, len(bars)),  # every offending bar: they are grouped by session here
-    )
+    # every offending bar (max_examples): they are grouped by session here
+    issues = check_health(bars, **options.thresholds(), tz=tz, max_examples=max(1, len(bars)))
     out: list[Finding] = []
     for issue in issues:
         if issue.kind == "possible_split":

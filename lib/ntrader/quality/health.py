@@ -56,6 +56,10 @@ class HealthOptions:
                 hint="a fraction between 0 and 0.2 (0.08 = within 8 % of a split ratio)",
             )
 
+    def thresholds(self) -> dict[str, Any]:
+        """As :func:`check_health` keywords."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     @classmethod
     def of(cls, cfg: Mapping[str, Any]) -> HealthOptions:
         """From a config mapping; a value that is not a number is an InputError."""
