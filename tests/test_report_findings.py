@@ -184,3 +184,5 @@ def test_findings_sum_to_check_health_and_are_off_when_asked(catalog_dir, tmp_pa
     assert "findings" not in json.loads(summary.read_text())["report"]
     bad = run_make("report", f"CATALOG={catalog_dir}", "ARGS=health.jump_threshold=x", runs=runs)
     assert bad.returncode == 2 and "health.jump_threshold='x' is not a number" in bad.stderr
+    bad = run_make("report", f"CATALOG={catalog_dir}", "ARGS=report_columns=abc", runs=runs)
+    assert bad.returncode == 2 and "report_columns='abc' is not a whole number" in bad.stderr

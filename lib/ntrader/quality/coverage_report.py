@@ -128,10 +128,19 @@ def report_options(cfg: Mapping[str, Any], bar_type: str | None = None) -> dict[
     names = [bar_type] if bar_type else set_bar_types(cfg["instruments"], cfg["bars"]["spec"])
     return {
         "bar_types": names,
-        "max_columns": int(cfg.get("report_columns", 120)),
+        "max_columns": _columns(cfg.get("report_columns", 120)),
         "hours": str(check.get("hours", "regular")),
         "health": HealthOptions.of(cfg.get("health") or {}) if cfg.get("report_health") else None,
     }
+
+
+def _columns(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"report_columns={value!r} is not a whole number", hint="e.g. report_columns=60"
+        ) from None
 
 
 def set_bar_types(instruments: Mapping[str, Any], spec: object) -> list[str] | None:
